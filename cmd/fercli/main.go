@@ -1,0 +1,50 @@
+// Command fercli trains, evaluates, compares and plots the FER systems that
+// fer implements. Run `fercli --help` for the command list.
+package main
+
+import (
+	"fmt"
+	"os"
+	"runtime"
+
+	"github.com/fer-research/fer/fer"
+	"github.com/urfave/cli/v2"
+)
+
+// commands is filled by the init functions of the files in this package,
+// one file per command family (env.go, demo.go, train.go, plot.go, ...).
+var commands []*cli.Command
+
+func register(c ...*cli.Command) { commands = append(commands, c...) }
+
+// rt is the libtorch runtime chosen from the global flags; set in Before.
+var rt *fer.Runtime
+
+func main() {
+	// libtorch's grad mode is per OS thread: keep every torch call on the
+	// main goroutine's thread (GOTCH.md, "Lock the OS thread").
+	runtime.LockOSThread()
+	app := &cli.App{
+		Name:  "fercli",
+		Usage: "facial expression recognition research on libtorch",
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N", EnvVars: []string{"FER_DEVICE"}},
+			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch intra-op threads (0 = one per core)", EnvVars: []string{"FER_THREADS"}},
+			&cli.Int64Flag{Name: "seed", Value: 0, Usage: "random seed for libtorch and data order"},
+		},
+		Before: func(c *cli.Context) error {
+			var err error
+			rt, err = fer.Setup(fer.RuntimeOptions{
+				Threads: c.Int("threads"),
+				Device:  c.String("device"),
+				Seed:    c.Int64("seed"),
+			})
+			return err
+		},
+		Commands: commands,
+	}
+	if err := app.Run(os.Args); err != nil {
+		fmt.Fprintln(os.Stderr, "fercli:", err)
+		os.Exit(1)
+	}
+}
