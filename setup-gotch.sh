@@ -8,7 +8,8 @@
 #
 # Steps:
 #  1. apt packages that are missing: libtorch-dev (unless LIBTORCH is set),
-#     g++, ffmpeg (video decoding), python3-torch/python3-torchvision (the
+#     g++, ffmpeg (video decoding), opencv-doc (Megamind.avi, a real face
+#     video the video-decoding test reads), python3-torch/python3-torchvision (the
 #     PyTorch reference the equivalence tests compare against).
 #  2. Go modules (exact versions pinned in go.mod).
 #  3. internal/gotchpatch: copies gotch v0.9.1 out of the module cache into
@@ -31,7 +32,7 @@ die() { printf 'setup-gotch: error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed: install Go >= 1.26 (https://go.dev/dl) and re-run"
 
 # --- 1. system packages -------------------------------------------------------
-pkgs=(g++ ffmpeg python3-torch python3-torchvision python3-numpy)
+pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-numpy)
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 missing=()
 for p in "${pkgs[@]}"; do

@@ -41,6 +41,7 @@ func (m *tinyNet) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
 // A small conv net learns to tell bright-centre images from dark-centre
 // ones on the CPU: its loss must fall by more than half in 40 Adam steps.
 func TestSmallConvNetTrains(t *testing.T) {
+	lockThread(t)
 	SeedTorch(7)
 	vs := nn.NewVarStore(gotch.CPU)
 	net := newTinyNet(vs.Root())
@@ -87,6 +88,7 @@ func TestSmallConvNetTrains(t *testing.T) {
 // Calling a function the patcher stubbed returns an error naming it; the
 // process does not crash.
 func TestStubbedFunctionReturnsError(t *testing.T) {
+	lockThread(t)
 	if !contains(StubbedFunctions(), "atg_scaled_dot_product_attention") {
 		t.Skipf("libtorch %s compiles scaled_dot_product_attention, nothing stubbed to call", LibtorchVersion())
 	}
@@ -115,6 +117,7 @@ func TestStubbedFunctionReturnsError(t *testing.T) {
 
 // None of the ops the five systems need is stubbed on Debian's 1.13.1.
 func TestCoreOpsNotStubbed(t *testing.T) {
+	lockThread(t)
 	stubbed := StubbedFunctions()
 	if LibtorchVersion() == "1.13.1" && len(stubbed) == 0 {
 		t.Fatal("gotch v0.9.1 targets libtorch 2.1: against 1.13.1 some 2.x ops must have been stubbed; the stub list is empty, so it was not recorded")

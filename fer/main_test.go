@@ -10,6 +10,7 @@ import (
 // thread (libtorch's grad mode is per thread; GOTCH.md) and sets up the
 // runtime once. Add no other TestMain to this package.
 func TestMain(m *testing.M) {
+	PassiveOMPForTests()
 	// all torch work on one OS thread (GOTCH.md)
 	runtime.LockOSThread()
 	if _, err := Setup(RuntimeOptions{Device: "cpu", Seed: 1}); err != nil {

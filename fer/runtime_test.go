@@ -10,6 +10,7 @@ import (
 )
 
 func TestThreadsDefaultToCores(t *testing.T) {
+	lockThread(t)
 	rt, err := Setup(RuntimeOptions{Device: "cpu"})
 	if err != nil {
 		t.Fatal(err)
@@ -29,6 +30,7 @@ func TestThreadsDefaultToCores(t *testing.T) {
 // A tensor goes Go -> libtorch -> Go bit-exactly, including values that
 // float formatting would round (denormals, NaN payload aside).
 func TestTensorRoundTripExact(t *testing.T) {
+	lockThread(t)
 	in := []float32{0, -0, 1, -1.5, 3.1415927, 1e-38, 1.4e-45, 3.4028235e38, 0.1, -7.25e-3, 42}
 	x, err := ts.NewTensorFromData(in, []int64{int64(len(in))})
 	if err != nil {
@@ -60,6 +62,7 @@ func TestTensorRoundTripExact(t *testing.T) {
 }
 
 func TestParseDevice(t *testing.T) {
+	lockThread(t)
 	d, err := ParseDevice("cpu")
 	if err != nil || d != gotch.CPU {
 		t.Fatalf("cpu: %v %v", d, err)

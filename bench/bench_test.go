@@ -1,0 +1,129 @@
+package bench
+
+// Benchmarks (go test -bench . ./bench). They print speeds; nothing here
+// asserts a timing. The data-pipeline ones split the per-image cost into
+// JPEG decode, augmentation and the copy into a tensor, the parts
+// `fercli bench --phases data` measures together.
+
+import (
+	"bytes"
+	"image"
+	"image/jpeg"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"testing"
+
+	"github.com/fer-research/fer/data"
+	"github.com/fer-research/fer/data/synth"
+	"github.com/sugarme/gotch"
+)
+
+func fixtureJPEG(b *testing.B) ([]byte, image.Image) {
+	b.Helper()
+	s, err := synth.Generate(synth.Config{N: 1, Size: 224, Seed: 1})
+	if err != nil {
+		b.Fatal(err)
+	}
+	var buf bytes.Buffer
+	if err := jpeg.Encode(&buf, s[0].Image(), &jpeg.Options{Quality: FixtureQuality}); err != nil {
+		b.Fatal(err)
+	}
+	img, err := jpeg.Decode(bytes.NewReader(buf.Bytes()))
+	if err != nil {
+		b.Fatal(err)
+	}
+	return buf.Bytes(), img
+}
+
+// BenchmarkDecodeJPEG224 is image/jpeg on one 224×224 face JPEG.
+func BenchmarkDecodeJPEG224(b *testing.B) {
+	raw, _ := fixtureJPEG(b)
+	b.SetBytes(int64(len(raw)))
+	for b.Loop() {
+		if _, err := jpeg.Decode(bytes.NewReader(raw)); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkTrainTransform112 is fer's training augmentation of a decoded
+// 224×224 image to 112×112 floats (random resized crop, flip, /255).
+func BenchmarkTrainTransform112(b *testing.B) {
+	_, img := fixtureJPEG(b)
+	ds, err := data.NewImageDataset("bench", []data.ImageItem{{ID: "x", Pixels: img}}, []string{"a"}, data.Transform{Size: 112})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		if _, err := ds.Load(0, rng, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkLoadImage112 is one training sample from a JPEG file: open,
+// decode, augment.
+func BenchmarkLoadImage112(b *testing.B) {
+	raw, _ := fixtureJPEG(b)
+	p := filepath.Join(b.TempDir(), "x.jpg")
+	if err := os.WriteFile(p, raw, 0o644); err != nil {
+		b.Fatal(err)
+	}
+	ds, err := data.NewImageDataset("bench", []data.ImageItem{{ID: "x", Path: p}}, []string{"a"}, data.Transform{Size: 112})
+	if err != nil {
+		b.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(1, 2))
+	for b.Loop() {
+		if _, err := ds.Load(0, rng, true); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkBatchTensors16x112 copies a 16×3×112×112 batch into libtorch.
+func BenchmarkBatchTensors16x112(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	bt := &data.Batch{Data: make([]float32, 16*3*112*112), Shape: []int{16, 3, 112, 112}, Labels: make([]int64, 16)}
+	b.SetBytes(int64(4 * len(bt.Data)))
+	for b.Loop() {
+		x, y, err := bt.Tensors(gotch.CPU)
+		if err != nil {
+			b.Fatal(err)
+		}
+		x.MustDrop()
+		y.MustDrop()
+	}
+}
+
+func benchStep(b *testing.B, model string, batch, size, frames int, train bool) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t, err := NewTarget(TargetConfig{Model: model, Batch: batch, Height: size, Width: size, Frames: frames, Device: gotch.CPU})
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer t.Close()
+	step := t.Forward
+	if train {
+		step = t.TrainStep
+	}
+	if err := step(); err != nil { // warm-up
+		b.Fatal(err)
+	}
+	for b.Loop() {
+		if err := step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+	b.ReportMetric(float64(batch)*float64(b.N)/b.Elapsed().Seconds(), "samples/s")
+}
+
+func BenchmarkSmallCNNTrainStep(b *testing.B) { benchStep(b, "smallcnn", 32, 48, 0, true) }
+func BenchmarkResNet18Forward(b *testing.B)   { benchStep(b, "resnet18", 16, 112, 0, false) }
+func BenchmarkResNet18TrainStep(b *testing.B) { benchStep(b, "resnet18", 16, 112, 0, true) }
+func BenchmarkSTTTrainStep(b *testing.B)      { benchStep(b, "stt", 2, 112, 16, true) }

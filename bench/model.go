@@ -1,0 +1,329 @@
+package bench
+
+import (
+	"fmt"
+	"sort"
+	"strings"
+
+	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/fer/autocast"
+	"github.com/fer-research/fer/fer/optim"
+	"github.com/fer-research/fer/models"
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// ModelInfo is a model `fercli bench` can build in fer and in
+// torch_bench.py, with CPU-friendly defaults.
+type ModelInfo struct {
+	Name string
+	// Batch and Size (H = W) are the defaults on CPU; Frames > 0 makes
+	// the input clips [B, Frames, 3, H, W].
+	Batch, Size, Frames int
+	// Optimizer is the update rule of the model's training recipe: "sgd"
+	// (momentum 0.9, weight decay 1e-4, lr 0.01) or "adam" (lr 1e-4).
+	Optimizer string
+	// About says what is built and which recipe the optimizer follows.
+	About string
+}
+
+// Models lists the benchmarkable models.
+var Models = []ModelInfo{
+	{"resnet18", 16, 112, 0, "sgd", "torchvision ResNet-18, 7-way fc; SGD momentum (DAN/Former-DFER-style recipe)"},
+	{"resnet50", 8, 112, 0, "sgd", "torchvision ResNet-50, 7-way fc; SGD momentum (MT-ArcRes backbone)"},
+	{"vgg16", 8, 112, 0, "sgd", "torchvision VGG-16 (adaptive 7×7 pool, fc6/fc7 4096, dropout), 7-way fc8; SGD momentum (MT-VGG)"},
+	{"ir50", 8, 112, 0, "adam", "QCS IR-50 (3 stages, nearest resize to 112) + linear 256→7; Adam (QCS wraps it in SAM, which doubles the passes: one plain Adam step is timed)"},
+	{"effnet_b2", 8, 112, 0, "adam", "timm tf_efficientnet_b2 layout (TF 'same' padding), 7-way classifier; Adam (RMFER wraps it in SAM: one plain Adam step is timed)"},
+	{"stt", 2, 112, 16, "sgd", "STT: ResNet-18 to stage 3, 4 joint spatial+temporal blocks (D 512, 8 heads), drop-path 0.1; SGD momentum (Former-DFER recipe)"},
+	{"smallcnn", 32, 48, 0, "sgd", "fer's demo SmallCNN (width 32, dropout 0.2); SGD momentum (fer default)"},
+}
+
+// LookupModel returns the entry called name.
+func LookupModel(name string) (ModelInfo, error) {
+	var names []string
+	for _, m := range Models {
+		if m.Name == strings.ToLower(name) {
+			return m, nil
+		}
+		names = append(names, m.Name)
+	}
+	sort.Strings(names)
+	return ModelInfo{}, fmt.Errorf("bench: unknown model %q; known: %s", name, strings.Join(names, ", "))
+}
+
+// Hyper-parameters of the timed optimiser steps (the values do not change
+// the cost of a step, but both frameworks use the same ones).
+const (
+	SGDLR          = 0.01
+	SGDMomentum    = 0.9
+	SGDWeightDecay = 1e-4
+	AdamLR         = 1e-4
+)
+
+// TargetConfig says what to build.
+type TargetConfig struct {
+	Model         string
+	Batch         int
+	Height, Width int
+	// Frames > 0: clip input [B, Frames, 3, H, W] (STT).
+	Frames  int
+	Classes int          // default 7
+	Device  gotch.Device // zero value: CPU
+	// Optimizer overrides the model's recipe ("sgd" or "adam").
+	Optimizer string
+	// AMP runs forward and loss under autocast (bfloat16 on CPU, float16
+	// on CUDA); backward and the update stay outside the region.
+	AMP bool
+}
+
+// Target is a model with its optimiser and one fixed random batch, ready
+// to time. Use it on one locked OS thread; Close frees it.
+type Target struct {
+	Cfg    TargetConfig
+	VS     *nn.VarStore
+	Model  fer.Model
+	Opt    *optim.Optimizer
+	Loss   fer.Loss
+	Batch  *fer.Batch
+	Params int64
+}
+
+// sttModel adapts STT to fer.Model with its error-returning Forward.
+type sttModel struct {
+	net *models.STT
+	vs  *nn.VarStore
+}
+
+func (m *sttModel) Forward(b *fer.Batch, train bool) (fer.Outputs, error) {
+	x, err := b.Input(0)
+	if err != nil {
+		return nil, err
+	}
+	y, err := m.net.Forward(x, train)
+	if err != nil {
+		return nil, err
+	}
+	return fer.Outputs{fer.OutputLogits: y}, nil
+}
+
+func (m *sttModel) VarStore() *nn.VarStore { return m.vs }
+
+// withHead puts a linear classifier on a feature extractor (IR-50 has
+// none: QCS reads its stage outputs).
+type withHead struct {
+	body models.Backbone
+	head *nn.Linear
+}
+
+func (w *withHead) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
+	f := w.body.ForwardT(x, train)
+	y := w.head.Forward(f)
+	f.MustDrop()
+	return y
+}
+
+// NewTarget builds the model on cfg.Device, its optimiser and a random
+// batch (standard-normal inputs, uniform labels).
+func NewTarget(cfg TargetConfig) (t *Target, err error) {
+	info, err := LookupModel(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Classes == 0 {
+		cfg.Classes = 7
+	}
+	if cfg.Device.Name == "" { // the zero Device makes gotch log.Fatal
+		cfg.Device = gotch.CPU
+	}
+	if cfg.Optimizer == "" {
+		cfg.Optimizer = info.Optimizer
+	}
+	if cfg.Batch < 1 || cfg.Height < 1 || cfg.Width < 1 || cfg.Frames < 0 {
+		return nil, fmt.Errorf("bench %s: batch %d, size %dx%d, frames %d: want positive sizes", cfg.Model, cfg.Batch, cfg.Height, cfg.Width, cfg.Frames)
+	}
+	if (info.Frames > 0) != (cfg.Frames > 0) {
+		return nil, fmt.Errorf("bench %s: frames = %d, but %s takes %s", cfg.Model, cfg.Frames, cfg.Model, map[bool]string{true: "clips (frames > 0)", false: "images (frames = 0)"}[info.Frames > 0])
+	}
+	vs := nn.NewVarStore(cfg.Device)
+	t = &Target{Cfg: cfg, VS: vs, Loss: fer.CrossEntropy{}}
+	defer func() {
+		if err != nil {
+			t.Close()
+			t = nil
+		}
+	}()
+	classes := int64(cfg.Classes)
+	switch info.Name {
+	case "stt":
+		if cfg.Height != cfg.Width {
+			return nil, fmt.Errorf("bench stt: frames must be square, got %dx%d", cfg.Height, cfg.Width)
+		}
+		c := models.DefaultSTTConfig()
+		c.NumClasses, c.Frames, c.ImageSize = cfg.Classes, cfg.Frames, cfg.Height
+		net, err := models.NewSTT(vs.Root(), c)
+		if err != nil {
+			return nil, err
+		}
+		t.Model = &sttModel{net: net, vs: vs}
+	case "smallcnn":
+		net, err := models.NewSmallCNN(vs.Root(), models.DefaultSmallCNNConfig(classes))
+		if err != nil {
+			return nil, err
+		}
+		t.Model = fer.NewClassifier(net, vs)
+	case "ir50":
+		bi, err := models.LookupBackbone("ir50")
+		if err != nil {
+			return nil, err
+		}
+		body, err := bi.New(vs.Root().Sub("backbone"), 0)
+		if err != nil {
+			return nil, err
+		}
+		head := nn.NewLinear(vs.Root().Sub("head"), body.FeatureDim(), classes, nn.DefaultLinearConfig())
+		t.Model = fer.NewClassifier(&withHead{body: body, head: head}, vs)
+	default:
+		bi, err := models.LookupBackbone(info.Name)
+		if err != nil {
+			return nil, err
+		}
+		net, err := bi.New(vs.Root(), classes)
+		if err != nil {
+			return nil, err
+		}
+		t.Model = fer.NewClassifier(net, vs)
+	}
+	for _, v := range vs.TrainableVariables() {
+		t.Params += int64(v.Numel())
+	}
+	oc := optim.Config{Kind: optim.Kind(cfg.Optimizer)}
+	switch oc.Kind {
+	case optim.SGD:
+		oc.LR, oc.Momentum, oc.WeightDecay = SGDLR, SGDMomentum, SGDWeightDecay
+	case optim.Adam:
+		oc.LR = AdamLR
+	default:
+		return nil, fmt.Errorf("bench %s: optimizer %q, want sgd or adam", cfg.Model, cfg.Optimizer)
+	}
+	if t.Opt, err = optim.New(vs, oc); err != nil {
+		return nil, err
+	}
+	shape := []int64{int64(cfg.Batch), 3, int64(cfg.Height), int64(cfg.Width)}
+	if cfg.Frames > 0 {
+		shape = []int64{int64(cfg.Batch), int64(cfg.Frames), 3, int64(cfg.Height), int64(cfg.Width)}
+	}
+	x, err := ts.Randn(shape, gotch.Float, cfg.Device)
+	if err != nil {
+		return nil, fmt.Errorf("bench %s: input: %w", cfg.Model, err)
+	}
+	y, err := ts.Randint(classes, []int64{int64(cfg.Batch)}, gotch.Int64, cfg.Device)
+	if err != nil {
+		x.Drop()
+		return nil, fmt.Errorf("bench %s: labels: %w", cfg.Model, err)
+	}
+	t.Batch = &fer.Batch{Inputs: []*ts.Tensor{x}, Targets: map[string]*ts.Tensor{fer.TargetLabel: y}, Size: cfg.Batch}
+	return t, nil
+}
+
+// ItemsPerStep is the number of samples one step processes.
+func (t *Target) ItemsPerStep() int { return t.Cfg.Batch }
+
+// Sync waits for the device (CUDA kernels are asynchronous); a no-op on
+// CPU.
+func (t *Target) Sync() error {
+	if t.Cfg.Device.IsCuda() {
+		return ts.CudaSynchronize(t.Cfg.Device.Value)
+	}
+	return nil
+}
+
+func (t *Target) region() (exit func(), err error) {
+	if !t.Cfg.AMP {
+		return func() {}, nil
+	}
+	return autocast.Enter(t.Cfg.Device, gotch.Invalid)
+}
+
+// Forward is one evaluation-mode forward pass without autograd
+// (torch.no_grad + model.eval()).
+func (t *Target) Forward() error {
+	restore := noGrad()
+	defer restore()
+	exit, err := t.region()
+	if err != nil {
+		return err
+	}
+	out, err := t.Model.Forward(t.Batch, false)
+	exit()
+	if err != nil {
+		return err
+	}
+	out.Drop()
+	return nil
+}
+
+// TrainStep is one training step: fer.DefaultStep (zero-grad, forward,
+// cross-entropy, backward, gradient-norm check, optimiser update), the
+// step fer's trainer runs. With AMP the same sequence is spelled out so
+// that only forward and loss run under autocast.
+func (t *Target) TrainStep() error {
+	sc := &fer.StepContext{Model: t.Model, Loss: t.Loss, Opt: t.Opt, Step: 1}
+	if !t.Cfg.AMP {
+		res, err := fer.DefaultStep(sc, t.Batch)
+		if err != nil {
+			return err
+		}
+		res.Outputs.Drop()
+		return nil
+	}
+	if err := t.Opt.ZeroGrad(); err != nil {
+		return err
+	}
+	exit, err := t.region()
+	if err != nil {
+		return err
+	}
+	out, lv, loss, parts, err := fer.ForwardLoss(sc, t.Batch)
+	exit()
+	if err != nil {
+		return err
+	}
+	defer out.Drop()
+	defer lv.Drop()
+	if err := fer.CheckFinite(sc, loss, parts); err != nil {
+		return err
+	}
+	if err := lv.Total.Backward(); err != nil {
+		return fmt.Errorf("backward: %w", err)
+	}
+	if _, err := t.Opt.GradNorm(); err != nil {
+		return err
+	}
+	return t.Opt.Step()
+}
+
+// noGrad turns autograd recording off on this thread and returns the
+// function that restores the previous mode. Not ts.GradSetEnabled: gotch
+// reads the wrapper's C int result through an 8-byte Go int, so the
+// "previous state" it returns is garbage (mostly false) and restoring it
+// leaves autograd off.
+func noGrad() (restore func()) {
+	prev := int(int32(lib.AtGradSetEnabled(0)))
+	return func() { lib.AtGradSetEnabled(prev) }
+}
+
+// Close frees the optimiser state, the batch and the weights.
+func (t *Target) Close() {
+	if t == nil {
+		return
+	}
+	if t.Opt != nil {
+		t.Opt.Close()
+	}
+	t.Batch.Drop()
+	if t.VS != nil {
+		t.VS.Destroy()
+	}
+}

@@ -1,0 +1,106 @@
+package bench
+
+import (
+	"math"
+	"testing"
+
+	"github.com/fer-research/fer/fer"
+	"github.com/sugarme/gotch"
+	lib "github.com/sugarme/gotch/libtch"
+)
+
+// gradEnabled reads this thread's grad mode (and leaves it on).
+func gradEnabled() bool { return int32(lib.AtGradSetEnabled(1)) == 1 }
+
+// The parameter counts PyTorch reports for the same networks with 7
+// classes (torch_bench.py's build_model, torch 1.13 / torchvision 0.14).
+var torchParams = map[string]int64{
+	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319, "smallcnn": 251367,
+}
+
+func TestTargetsMatchPyTorchParameterCounts(t *testing.T) {
+	lockThread(t)
+	for name, want := range torchParams {
+		info, err := LookupModel(name)
+		if err != nil {
+			t.Fatal(err)
+		}
+		cfg := TargetConfig{Model: name, Batch: 1, Height: 32, Width: 32, Device: gotch.CPU}
+		if info.Frames > 0 {
+			cfg.Frames = 2
+		}
+		if name == "stt" {
+			// STT's position embedding depends on the token grid: at the
+			// PyTorch count's 112 px it is 7×7.
+			cfg.Height, cfg.Width, cfg.Frames = 112, 112, 16
+		}
+		tg, err := NewTarget(cfg)
+		if err != nil {
+			t.Fatalf("%s: %v", name, err)
+		}
+		if tg.Params != want {
+			t.Errorf("%s: %d parameters, PyTorch has %d", name, tg.Params, want)
+		}
+		tg.Close()
+	}
+}
+
+func TestTargetStepsTrainAndKeepGradMode(t *testing.T) {
+	lockThread(t)
+	for _, amp := range []bool{false, true} {
+		tg, err := NewTarget(TargetConfig{Model: "smallcnn", Batch: 8, Height: 16, Width: 16, Device: gotch.CPU, AMP: amp})
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := tg.Forward(); err != nil {
+			t.Fatal(err)
+		}
+		// gotch's GradSetEnabled returns a garbled previous state; a
+		// forward pass restoring it used to leave autograd off.
+		if !gradEnabled() {
+			t.Fatalf("amp=%v: autograd off after Forward", amp)
+		}
+		sc := &fer.StepContext{Model: tg.Model, Loss: tg.Loss, Opt: tg.Opt}
+		first := evalLoss(t, sc, tg)
+		for i := 0; i < 15; i++ {
+			if err := tg.TrainStep(); err != nil {
+				t.Fatalf("amp=%v step %d: %v", amp, i+1, err)
+			}
+		}
+		last := evalLoss(t, sc, tg)
+		// 15 SGD steps on one fixed batch of 8 must fit it better.
+		if !(last < first) || math.IsNaN(last) {
+			t.Errorf("amp=%v: training loss on the fixed batch %v → %v, want a decrease", amp, first, last)
+		}
+		tg.Close()
+	}
+}
+
+// evalLoss is the cross-entropy of the fixed batch in training mode,
+// without updating anything.
+func evalLoss(t *testing.T, sc *fer.StepContext, tg *Target) float64 {
+	t.Helper()
+	out, lv, loss, _, err := fer.ForwardLoss(sc, tg.Batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Drop()
+	lv.Drop()
+	return loss
+}
+
+func TestNewTargetRejectsBadInput(t *testing.T) {
+	lockThread(t)
+	for _, cfg := range []TargetConfig{
+		{Model: "nope", Batch: 1, Height: 8, Width: 8},
+		{Model: "smallcnn", Batch: 0, Height: 8, Width: 8},
+		{Model: "smallcnn", Batch: 1, Height: 8, Width: 8, Frames: 4},
+		{Model: "stt", Batch: 1, Height: 32, Width: 32},
+		{Model: "smallcnn", Batch: 1, Height: 8, Width: 8, Optimizer: "lbfgs"},
+	} {
+		if tg, err := NewTarget(cfg); err == nil {
+			tg.Close()
+			t.Errorf("%+v accepted", cfg)
+		}
+	}
+}

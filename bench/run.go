@@ -1,0 +1,414 @@
+package bench
+
+import (
+	"fmt"
+	"io"
+	"math"
+	"os"
+	"path/filepath"
+	"slices"
+
+	"github.com/sugarme/gotch"
+)
+
+// Phases that Run measures.
+const (
+	PhaseForward = "forward" // eval-mode forward, no autograd
+	PhaseTrain   = "train"   // forward + backward + optimiser step
+	PhaseData    = "data"    // decode + augment + batch + tensor
+)
+
+// AllPhases is the default phase list, in run order.
+var AllPhases = []string{PhaseForward, PhaseTrain, PhaseData}
+
+// RunConfig is one `fercli bench MODEL` run.
+type RunConfig struct {
+	Model         string
+	Batch         int
+	Height, Width int
+	Frames        int
+	Device        gotch.Device
+	Optimizer     string
+	AMP           bool
+	// Warmup untimed steps before the first timed round (and as the
+	// data pipeline's fill batches in every round); Steps timed steps
+	// per phase, split into Rounds rounds that alternate between fer and
+	// PyTorch (one untimed re-warm step after each switch).
+	Warmup, Steps, Rounds int
+	Phases                []string
+	// Workers for the data pipeline (both frameworks).
+	Workers int
+	// DataRoot is an existing fixture; empty: one is written to a
+	// temporary directory and removed afterwards.
+	DataRoot string
+	Seed     int64
+	// Threads is libtorch's intra-op thread count (reported, and set on
+	// the PyTorch side).
+	Threads int
+	// Torch, when set, is the PyTorch side to interleave with.
+	Torch *Torch
+	// Log receives progress lines (nil: none).
+	Log io.Writer
+}
+
+// PhaseResult is one phase's figures for both frameworks. Torch fields
+// are zero without a PyTorch side.
+type PhaseResult struct {
+	Phase string `json:"phase"`
+	// Items per step and their unit ("samples", "images", "frames").
+	Items      int       `json:"items_per_step"`
+	Unit       string    `json:"unit"`
+	Fer        Stats     `json:"fer"`
+	Torch      Stats     `json:"torch"`
+	FerTimes   []float64 `json:"fer_times_s"`
+	TorchTimes []float64 `json:"torch_times_s,omitempty"`
+	// Ratio is fer's median step time over PyTorch's (< 1: fer faster).
+	Ratio float64 `json:"ratio"`
+	// Peak resident memory of each process during the phase (VmHWM after
+	// a reset; PyTorch's DataLoader workers are separate processes and
+	// not included), and device memory (-1: not available).
+	FerPeakRSS   int64 `json:"fer_peak_rss"`
+	TorchPeakRSS int64 `json:"torch_peak_rss"`
+	FerGPU       int64 `json:"fer_gpu"`
+	TorchGPU     int64 `json:"torch_gpu"`
+}
+
+// Result is a whole run.
+type Result struct {
+	Model       string        `json:"model"`
+	Device      string        `json:"device"`
+	Threads     int           `json:"threads"`
+	Batch       int           `json:"batch"`
+	Height      int           `json:"height"`
+	Width       int           `json:"width"`
+	Frames      int           `json:"frames,omitempty"`
+	Workers     int           `json:"workers"`
+	AMP         bool          `json:"amp"`
+	Optimizer   string        `json:"optimizer"`
+	Warmup      int           `json:"warmup"`
+	Steps       int           `json:"steps"`
+	Rounds      int           `json:"rounds"`
+	FerParams   int64         `json:"fer_params"`
+	TorchParams int64         `json:"torch_params,omitempty"`
+	Torch       *TorchInfo    `json:"torch,omitempty"`
+	Phases      []PhaseResult `json:"phases"`
+	// Notes are caveats found during the run (peak reset refused, ...).
+	Notes []string `json:"notes,omitempty"`
+	// LoadBefore and LoadAfter are the 1-, 5- and 15-minute load
+	// averages when the run started and ended (other work on the machine
+	// slows both frameworks; interleaving shares it out).
+	LoadBefore [3]float64 `json:"load_before"`
+	LoadAfter  [3]float64 `json:"load_after"`
+}
+
+// Phase returns the named phase's result, nil when it was not run.
+func (r *Result) Phase(name string) *PhaseResult {
+	for i := range r.Phases {
+		if r.Phases[i].Phase == name {
+			return &r.Phases[i]
+		}
+	}
+	return nil
+}
+
+func (c *RunConfig) logf(format string, a ...any) {
+	if c.Log != nil {
+		fmt.Fprintf(c.Log, format, a...)
+	}
+}
+
+// DeviceName is "cpu" or "cuda:N".
+func DeviceName(d gotch.Device) string {
+	if d.IsCuda() {
+		return fmt.Sprintf("cuda:%d", d.Value)
+	}
+	return "cpu"
+}
+
+// side is one framework's way of running n timed steps after warm
+// untimed ones.
+type side func(warm, n int) ([]float64, error)
+
+// interleave runs the timed rounds, alternating which side goes first.
+// The first round warms up with warmup steps, later rounds with rewarm.
+func interleave(steps, rounds, warmup, rewarm int, ferRun, torchRun side) (fer, torch []float64, err error) {
+	for r, n := range Chunks(steps, rounds) {
+		warm := rewarm
+		if r == 0 {
+			warm = warmup
+		}
+		order := []bool{true, false} // true: fer
+		if r%2 == 1 {
+			order = []bool{false, true}
+		}
+		for _, isFer := range order {
+			if isFer {
+				ts, err := ferRun(warm, n)
+				if err != nil {
+					return nil, nil, fmt.Errorf("fer: %w", err)
+				}
+				fer = append(fer, ts...)
+			} else if torchRun != nil {
+				ts, err := torchRun(warm, n)
+				if err != nil {
+					return nil, nil, err
+				}
+				torch = append(torch, ts...)
+			}
+		}
+	}
+	return fer, torch, nil
+}
+
+// Run measures the phases of cfg. It must run on the goroutine that does
+// all torch work (a locked OS thread).
+func Run(cfg RunConfig) (*Result, error) {
+	info, err := LookupModel(cfg.Model)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Optimizer == "" {
+		cfg.Optimizer = info.Optimizer
+	}
+	if cfg.Steps < 1 || cfg.Warmup < 0 {
+		return nil, fmt.Errorf("bench: steps = %d, warmup = %d: want steps >= 1, warmup >= 0", cfg.Steps, cfg.Warmup)
+	}
+	if cfg.Rounds < 1 {
+		cfg.Rounds = 1
+	}
+	if len(cfg.Phases) == 0 {
+		cfg.Phases = AllPhases
+	}
+	for _, p := range cfg.Phases {
+		if !slices.Contains(AllPhases, p) {
+			return nil, fmt.Errorf("bench: unknown phase %q, want %v", p, AllPhases)
+		}
+	}
+	res := &Result{
+		Model: info.Name, Device: DeviceName(cfg.Device), Threads: cfg.Threads, Batch: cfg.Batch,
+		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP,
+		Optimizer: cfg.Optimizer, Warmup: cfg.Warmup, Steps: cfg.Steps, Rounds: cfg.Rounds,
+	}
+	if cfg.Torch != nil {
+		ti := cfg.Torch.Info
+		res.Torch = &ti
+	}
+	res.LoadBefore, _ = LoadAverage()
+	defer func() { res.LoadAfter, _ = LoadAverage() }()
+	if err := ResetPeakRSS(); err != nil {
+		res.Notes = append(res.Notes, err.Error())
+	}
+	if slices.Contains(cfg.Phases, PhaseForward) || slices.Contains(cfg.Phases, PhaseTrain) {
+		if err := runModelPhases(&cfg, res); err != nil {
+			return nil, err
+		}
+	}
+	if slices.Contains(cfg.Phases, PhaseData) {
+		if err := runDataPhase(&cfg, res); err != nil {
+			return nil, err
+		}
+	}
+	return res, nil
+}
+
+func (c *RunConfig) torchModelRequest() map[string]any {
+	return map[string]any{
+		"op": "model", "model": c.Model, "batch": c.Batch, "height": c.Height, "width": c.Width,
+		"frames": c.Frames, "classes": 7, "device": DeviceName(c.Device), "optimizer": c.Optimizer,
+		"amp": c.AMP, "threads": c.Threads, "seed": c.Seed,
+		"sgd":  map[string]float64{"lr": SGDLR, "momentum": SGDMomentum, "weight_decay": SGDWeightDecay},
+		"adam": map[string]float64{"lr": AdamLR},
+	}
+}
+
+func runModelPhases(cfg *RunConfig, res *Result) error {
+	cfg.logf("building %s in fer (batch %d, %dx%d", cfg.Model, cfg.Batch, cfg.Height, cfg.Width)
+	if cfg.Frames > 0 {
+		cfg.logf(", %d frames", cfg.Frames)
+	}
+	cfg.logf(", %s, %s)\n", res.Device, cfg.Optimizer)
+	t, err := NewTarget(TargetConfig{
+		Model: cfg.Model, Batch: cfg.Batch, Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames,
+		Device: cfg.Device, Optimizer: cfg.Optimizer, AMP: cfg.AMP,
+	})
+	if err != nil {
+		return err
+	}
+	defer t.Close()
+	res.FerParams = t.Params
+	if cfg.Torch != nil {
+		cfg.logf("building %s in PyTorch\n", cfg.Model)
+		var r struct {
+			Params  int64 `json:"params"`
+			Threads int   `json:"threads"`
+		}
+		if err := cfg.Torch.Call(cfg.torchModelRequest(), &r); err != nil {
+			return err
+		}
+		res.TorchParams = r.Params
+		if res.Torch != nil {
+			res.Torch.Threads = r.Threads
+		}
+		if r.Params != t.Params {
+			res.Notes = append(res.Notes, fmt.Sprintf("parameter counts differ: fer %d, PyTorch %d (the two models are not the same network)", t.Params, r.Params))
+		}
+	}
+	for _, phase := range []string{PhaseForward, PhaseTrain} {
+		if !slices.Contains(cfg.Phases, phase) {
+			continue
+		}
+		step := t.Forward
+		if phase == PhaseTrain {
+			step = t.TrainStep
+		}
+		pr := PhaseResult{Phase: phase, Items: t.ItemsPerStep(), Unit: "samples", FerGPU: -1, TorchGPU: -1}
+		_ = ResetPeakRSS()
+		var torchRun side
+		if cfg.Torch != nil {
+			if err := cfg.Torch.Call(map[string]any{"op": "reset_peak"}, nil); err != nil {
+				return err
+			}
+			torchRun = func(warm, n int) ([]float64, error) {
+				var r TimesReply
+				err := cfg.Torch.Call(map[string]any{"op": phase, "warmup": warm, "steps": n}, &r)
+				return r.Times, err
+			}
+		}
+		cfg.logf("%s: %d warm-up + %d timed steps in %d rounds\n", phase, cfg.Warmup, cfg.Steps, len(Chunks(cfg.Steps, cfg.Rounds)))
+		ferRun := func(warm, n int) ([]float64, error) { return Time(warm, n, step, t.Sync) }
+		if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.Steps, cfg.Rounds, cfg.Warmup, 1, ferRun, torchRun); err != nil {
+			return fmt.Errorf("%s %s: %w", cfg.Model, phase, err)
+		}
+		if err := finishPhase(cfg, &pr); err != nil {
+			return err
+		}
+		res.Phases = append(res.Phases, pr)
+	}
+	return nil
+}
+
+// finishPhase fills the statistics and memory figures.
+func finishPhase(cfg *RunConfig, pr *PhaseResult) error {
+	var err error
+	if pr.Fer, err = Summarize(pr.FerTimes); err != nil {
+		return err
+	}
+	if pr.Torch, err = Summarize(pr.TorchTimes); err != nil {
+		return err
+	}
+	pr.Ratio = Ratio(pr.Fer, pr.Torch)
+	if st, err := ReadProcStatus(); err == nil {
+		pr.FerPeakRSS = st.PeakRSS
+	}
+	if cfg.Device.IsCuda() {
+		if b, ok := GPUMemory(); ok {
+			pr.FerGPU = b
+		}
+	}
+	if cfg.Torch != nil {
+		var m MemReply
+		if err := cfg.Torch.Call(map[string]any{"op": "mem"}, &m); err != nil {
+			return err
+		}
+		pr.TorchPeakRSS, pr.TorchGPU = m.PeakRSS, m.GPU
+	}
+	return nil
+}
+
+// FixtureCounts is how many samples a data fixture needs so that one
+// round (skip + the largest chunk of batches) fits in one epoch.
+func FixtureCounts(batch, warmup, steps, rounds int) int {
+	ch := Chunks(steps, rounds)
+	largest := 0
+	if len(ch) > 0 {
+		largest = ch[0]
+	}
+	return max(16, (warmup+largest)*batch)
+}
+
+// WriteFixture writes the data fixture a run needs under dir (frames
+// fixture side 224 px, DFEW's clip_224x224) and returns its root.
+func WriteFixture(dir string, clips bool, n, frames int, seed int64) (string, error) {
+	if clips {
+		root := filepath.Join(dir, "dfew")
+		// Half again as many frames as sampled, so that the training
+		// sampler has a choice of offsets.
+		return root, WriteDFEWTree(root, n, frames+frames/2, 224, seed)
+	}
+	root := filepath.Join(dir, "images")
+	_, err := WriteImageFolder(root, n, 224, seed)
+	return root, err
+}
+
+func runDataPhase(cfg *RunConfig, res *Result) error {
+	if cfg.Height != cfg.Width {
+		return fmt.Errorf("bench data: the augmentation makes square crops; size %dx%d is not square", cfg.Height, cfg.Width)
+	}
+	clips := cfg.Frames > 0
+	root := cfg.DataRoot
+	if root == "" {
+		dir, err := os.MkdirTemp("", "fer-bench-fixture-")
+		if err != nil {
+			return err
+		}
+		defer os.RemoveAll(dir)
+		n := FixtureCounts(cfg.Batch, max(cfg.Warmup, 1), cfg.Steps, cfg.Rounds)
+		what := "images"
+		if clips {
+			what = fmt.Sprintf("clips of %d frames", cfg.Frames+cfg.Frames/2)
+		}
+		cfg.logf("writing data fixture: %d 224×224 JPEG %s in %s\n", n, what, dir)
+		if root, err = WriteFixture(dir, clips, n, cfg.Frames, cfg.Seed); err != nil {
+			return err
+		}
+	}
+	dc := DataConfig{Clips: clips, Root: root, Size: cfg.Height, Frames: cfg.Frames, Batch: cfg.Batch, Workers: cfg.Workers, Device: cfg.Device, Seed: cfg.Seed}
+	pipe, err := OpenDataPipe(dc)
+	if err != nil {
+		return err
+	}
+	pr := PhaseResult{Phase: PhaseData, Items: pipe.ItemsPerStep(), Unit: "images", FerGPU: -1, TorchGPU: -1}
+	if clips {
+		pr.Unit = "frames"
+	}
+	var torchRun side
+	if cfg.Torch != nil {
+		req := map[string]any{"op": "data_open", "clips": clips, "root": root, "size": cfg.Height, "frames": cfg.Frames,
+			"batch": cfg.Batch, "workers": cfg.Workers, "seed": cfg.Seed, "threads": cfg.Threads}
+		if err := cfg.Torch.Call(req, nil); err != nil {
+			return err
+		}
+		if err := cfg.Torch.Call(map[string]any{"op": "reset_peak"}, nil); err != nil {
+			return err
+		}
+		torchRun = func(warm, n int) ([]float64, error) {
+			var r TimesReply
+			err := cfg.Torch.Call(map[string]any{"op": "data", "skip": warm, "steps": n}, &r)
+			return r.Times, err
+		}
+	}
+	_ = ResetPeakRSS()
+	skip := max(cfg.Warmup, 1)
+	cfg.logf("data: %d workers, %d fill + %d timed batches per round, %d rounds\n", cfg.Workers, skip, cfg.Steps, len(Chunks(cfg.Steps, cfg.Rounds)))
+	ferRun := func(_, n int) ([]float64, error) { return pipe.Run(skip, n) }
+	var tr side
+	if torchRun != nil {
+		tr = func(_, n int) ([]float64, error) { return torchRun(skip, n) }
+	}
+	if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.Steps, cfg.Rounds, skip, skip, ferRun, tr); err != nil {
+		return fmt.Errorf("%s data: %w", cfg.Model, err)
+	}
+	if err := finishPhase(cfg, &pr); err != nil {
+		return err
+	}
+	res.Phases = append(res.Phases, pr)
+	return nil
+}
+
+// fmtRatio prints a ratio or "–" when it is undefined (0).
+func fmtRatio(r float64) string {
+	if !(r > 0) || math.IsInf(r, 0) {
+		return "–"
+	}
+	return fmt.Sprintf("%.2f", r)
+}

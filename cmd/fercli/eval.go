@@ -1,0 +1,115 @@
+package main
+
+import (
+	"encoding/json"
+	"fmt"
+	"os"
+	"sort"
+
+	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/plots"
+	"github.com/urfave/cli/v2"
+)
+
+func init() {
+	register(&cli.Command{
+		Name:      "eval",
+		Usage:     "evaluate a checkpoint on a dataset split",
+		ArgsUsage: " ",
+		Description: `Rebuilds the model and dataset stored in the checkpoint (override them with
+--data/--data-root/--set) and reports loss, accuracy (WAR), UAR and macro-F1.
+
+  fercli eval --ckpt runs/demo/best.ckpt --split test --confusion cm.png`,
+		Flags: []cli.Flag{
+			&cli.StringFlag{Name: "ckpt", Required: true, Usage: "checkpoint file (best.ckpt, last.ckpt)"},
+			&cli.StringFlag{Name: "split", Value: "test", Usage: "val or test (train also works)"},
+			&cli.StringFlag{Name: "data", Usage: "evaluate on another registered dataset"},
+			&cli.StringFlag{Name: "data-root", Usage: "dataset folder on disk"},
+			setFlag("override a key of the stored config (repeatable)"),
+			&cli.IntFlag{Name: "batch-size", Usage: "evaluation batch size (default: the run's)"},
+			&cli.StringFlag{Name: "confusion", Usage: "write the confusion matrix as a PNG here"},
+			&cli.BoolFlag{Name: "json", Usage: "print the metrics as JSON"},
+			&cli.BoolFlag{Name: "progress", Value: true, Usage: "progress bar on stderr when it is a terminal"},
+		},
+		Action: evalAction,
+	})
+}
+
+func evalAction(c *cli.Context) error {
+	ov := append([]string(nil), sets(c)...)
+	if c.IsSet("data") {
+		ov = append(ov, fmt.Sprintf("data.name=%q", c.String("data")))
+	}
+	if c.IsSet("data-root") {
+		ov = append(ov, fmt.Sprintf("data.root=%q", c.String("data-root")))
+	}
+	if globalSet(c, "device") {
+		ov = append(ov, fmt.Sprintf("device=%q", c.String("device")))
+	}
+	r, meta, err := fer.LoadRun(c.String("ckpt"), ov...)
+	if err != nil {
+		return err
+	}
+	ds, err := pickSplit(r.Data, c.String("split"))
+	if err != nil {
+		return err
+	}
+	bs := r.Cfg.EvalBatch()
+	if c.IsSet("batch-size") {
+		bs = c.Int("batch-size")
+	}
+	ev := r.NewEvaluator
+	var e fer.Evaluator
+	if ev != nil {
+		e = ev()
+	}
+	vals, err := fer.Evaluate(c.Context, r.Model, r.Loss, ds, e, bs, r.Device, "eval "+c.String("split"), progressFlag(c))
+	if err != nil {
+		return err
+	}
+	if c.Bool("json") {
+		b, _ := json.MarshalIndent(map[string]any{"checkpoint": c.String("ckpt"), "split": c.String("split"), "epoch": meta.Epoch, "metrics": vals}, "", "  ")
+		fmt.Println(string(b))
+	} else {
+		fmt.Printf("%s (epoch %d, step %d) on %s/%s, %d samples:\n", c.String("ckpt"), meta.Epoch, meta.Step, r.Cfg.Data.Name, c.String("split"), ds.Len())
+		keys := make([]string, 0, len(vals))
+		for k := range vals {
+			keys = append(keys, k)
+		}
+		sort.Strings(keys)
+		for _, k := range keys {
+			fmt.Printf("  %-6s %.4f\n", k, vals[k])
+		}
+	}
+	if ce, ok := e.(*fer.ClassificationEvaluator); ok {
+		if !c.Bool("json") {
+			fmt.Print(ce.C.Format(r.Data.Classes))
+		}
+		if p := c.String("confusion"); p != "" {
+			title := fmt.Sprintf("%s on %s/%s", r.Cfg.Model.Name, r.Cfg.Data.Name, c.String("split"))
+			if err := plots.Confusion(p, ce.C, r.Data.Classes, title); err != nil {
+				return err
+			}
+			fmt.Fprintf(os.Stderr, "confusion matrix: %s\n", p)
+		}
+	}
+	return nil
+}
+
+func pickSplit(s *fer.Splits, name string) (fer.Dataset, error) {
+	var ds fer.Dataset
+	switch name {
+	case "train":
+		ds = s.Train
+	case "val":
+		ds = s.Val
+	case "test":
+		ds = s.Test
+	default:
+		return nil, fmt.Errorf("split %q: want train, val or test", name)
+	}
+	if ds == nil {
+		return nil, fmt.Errorf("the dataset has no %s split", name)
+	}
+	return ds, nil
+}

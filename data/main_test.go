@@ -1,0 +1,14 @@
+package data
+
+import (
+	"os"
+	"runtime"
+	"testing"
+)
+
+// TestMain locks the OS thread: the tensor test runs libtorch, whose grad
+// mode is per thread (GOTCH.md). Add no other TestMain to this package.
+func TestMain(m *testing.M) {
+	runtime.LockOSThread()
+	os.Exit(m.Run())
+}

@@ -1,0 +1,522 @@
+// Package optim implements SGD (with momentum and Nesterov), Adam and
+// AdamW over the tensors of a gotch VarStore, with torch.optim's update
+// formulas, plus gradient-norm clipping and Sharpness-Aware Minimisation
+// (SAM).
+//
+// Why not gotch's nn.Optimizer: it wraps libtorch's C++ optimisers, whose
+// state (momentum buffers, Adam moments, step counts) gotch's C API cannot
+// read or write. A checkpoint without that state cannot resume a run
+// exactly, so the optimisers live here, in Go, and their state is ours to
+// save (State / LoadState). The arithmetic still runs in libtorch, one op
+// per term of the torch.optim formula (torch fuses "a + α·b" into one
+// kernel; here it is a product then a sum, so results agree with PyTorch
+// to float32 rounding, not bit for bit).
+package optim
+
+import (
+	"fmt"
+	"math"
+	"sort"
+	"strings"
+
+	"github.com/fer-research/fer/fer/internal/torchx"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// Kind names an update rule.
+type Kind string
+
+const (
+	SGD   Kind = "sgd"
+	Adam  Kind = "adam"
+	AdamW Kind = "adamw"
+)
+
+// Config holds the hyper-parameters, with torch.optim's names and
+// meanings. Fields a Kind does not use are ignored.
+type Config struct {
+	Kind Kind
+	LR   float64
+	// SGD
+	Momentum  float64
+	Dampening float64
+	Nesterov  bool
+	// WeightDecay is L2 added to the gradient for SGD and Adam, decoupled
+	// decay (param ·= 1 − lr·wd) for AdamW.
+	WeightDecay float64
+	// Adam, AdamW
+	Beta1, Beta2, Eps float64
+	// LRMult scales the learning rate of parameters whose name starts
+	// with a key; the longest matching prefix wins.
+	LRMult map[string]float64
+}
+
+type param struct {
+	name string
+	h    torchx.T // the VarStore's handle (not owned)
+	mult float64
+	// state
+	step int64
+	buf1 *ts.Tensor // SGD momentum buffer, Adam exp_avg
+	buf2 *ts.Tensor // Adam exp_avg_sq
+}
+
+// Optimizer updates the trainable tensors of a VarStore.
+type Optimizer struct {
+	cfg    Config
+	lr     float64
+	vs     *nn.VarStore // keeps the parameters alive
+	params []*param     // sorted by name
+}
+
+// New collects the trainable variables of vs (those with requires_grad),
+// in name order, and returns an optimiser over them.
+func New(vs *nn.VarStore, cfg Config) (*Optimizer, error) {
+	switch cfg.Kind {
+	case SGD, Adam, AdamW:
+	default:
+		return nil, fmt.Errorf("optimizer %q: want sgd, adam or adamw", cfg.Kind)
+	}
+	if !(cfg.LR > 0) {
+		return nil, fmt.Errorf("optimizer: lr = %v, want > 0", cfg.LR)
+	}
+	if cfg.Kind != SGD && (cfg.Beta1 == 0 && cfg.Beta2 == 0 && cfg.Eps == 0) {
+		cfg.Beta1, cfg.Beta2, cfg.Eps = 0.9, 0.999, 1e-8
+	}
+	o := &Optimizer{cfg: cfg, lr: cfg.LR, vs: vs}
+	vars := vs.Variables()
+	names := make([]string, 0, len(vars))
+	for n := range vars {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	for _, n := range names {
+		t := vars[n]
+		h := torchx.Handle(&t)
+		rg, err := t.RequiresGrad()
+		if err != nil {
+			return nil, fmt.Errorf("optimizer: %s: %w", n, err)
+		}
+		if !rg {
+			continue
+		}
+		o.params = append(o.params, &param{name: n, h: h, mult: lrMult(cfg.LRMult, n)})
+	}
+	if len(o.params) == 0 {
+		return nil, fmt.Errorf("optimizer: the VarStore has no trainable variables")
+	}
+	return o, nil
+}
+
+func lrMult(m map[string]float64, name string) float64 {
+	best, mult := -1, 1.0
+	for p, v := range m {
+		if strings.HasPrefix(name, p) && len(p) > best {
+			best, mult = len(p), v
+		}
+	}
+	return mult
+}
+
+// Kind is the update rule.
+func (o *Optimizer) Kind() Kind { return o.cfg.Kind }
+
+// LR is the current base learning rate.
+func (o *Optimizer) LR() float64 { return o.lr }
+
+// SetLR sets the base learning rate (schedules call it each epoch);
+// parameters with an LRMult get lr·mult.
+func (o *Optimizer) SetLR(lr float64) { o.lr = lr }
+
+// ParamNames lists the optimised parameters in update order.
+func (o *Optimizer) ParamNames() []string {
+	out := make([]string, len(o.params))
+	for i, p := range o.params {
+		out[i] = p.name
+	}
+	return out
+}
+
+// ZeroGrad zeroes every parameter's gradient in place (torch 1.13's
+// zero_grad(set_to_none=False)); parameters without a gradient are
+// skipped.
+func (o *Optimizer) ZeroGrad() error {
+	return torchx.NoGrad(func() error {
+		for _, p := range o.params {
+			g, err := torchx.Grad(p.h)
+			if err != nil {
+				return fmt.Errorf("zero_grad %s: %w", p.name, err)
+			}
+			if g == nil {
+				continue
+			}
+			err = torchx.Zero_(g)
+			torchx.Free(g)
+			if err != nil {
+				return fmt.Errorf("zero_grad %s: %w", p.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// GradNorm is the L2 norm of all gradients together, as if concatenated
+// into one vector (torch.nn.utils.clip_grad_norm_'s total_norm). It is NaN
+// or Inf when a gradient is.
+func (o *Optimizer) GradNorm() (float64, error) {
+	var norms []torchx.T
+	defer func() { torchx.Free(norms...) }()
+	err := torchx.NoGrad(func() error {
+		for _, p := range o.params {
+			g, err := torchx.Grad(p.h)
+			if err != nil {
+				return err
+			}
+			if g == nil {
+				continue
+			}
+			n, err := torchx.Norm(g)
+			torchx.Free(g)
+			if err != nil {
+				return fmt.Errorf("grad norm %s: %w", p.name, err)
+			}
+			norms = append(norms, n)
+		}
+		return nil
+	})
+	if err != nil || len(norms) == 0 {
+		return 0, err
+	}
+	st, err := torchx.Stack(norms)
+	if err != nil {
+		return 0, err
+	}
+	defer torchx.Free(st)
+	tot, err := torchx.Norm(st)
+	if err != nil {
+		return 0, err
+	}
+	defer torchx.Free(tot)
+	return torchx.Item(tot)
+}
+
+// ScaleGrads multiplies every gradient by c in place.
+func (o *Optimizer) ScaleGrads(c float64) error {
+	return torchx.NoGrad(func() error {
+		for _, p := range o.params {
+			g, err := torchx.Grad(p.h)
+			if err != nil {
+				return err
+			}
+			if g == nil {
+				continue
+			}
+			err = torchx.MulScalar_(g, c)
+			torchx.Free(g)
+			if err != nil {
+				return fmt.Errorf("scale grad %s: %w", p.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// ClipGradNorm scales the gradients so their total L2 norm is at most max
+// (torch.nn.utils.clip_grad_norm_: coefficient max/(norm+1e-6), capped at
+// 1) and returns the norm before clipping. A non-finite norm is returned
+// without touching the gradients; the caller decides (the trainer stops).
+func (o *Optimizer) ClipGradNorm(max float64) (float64, error) {
+	norm, err := o.GradNorm()
+	if err != nil || math.IsNaN(norm) || math.IsInf(norm, 0) {
+		return norm, err
+	}
+	coef := max / (norm + 1e-6)
+	if coef < 1 {
+		if err := o.ScaleGrads(coef); err != nil {
+			return norm, err
+		}
+	}
+	return norm, nil
+}
+
+// Step applies one update to every parameter that has a gradient.
+func (o *Optimizer) Step() error {
+	return torchx.NoGrad(func() error {
+		for _, p := range o.params {
+			g, err := torchx.Grad(p.h)
+			if err != nil {
+				return fmt.Errorf("step %s: %w", p.name, err)
+			}
+			if g == nil {
+				continue // torch skips parameters whose grad is None
+			}
+			lr := o.lr * p.mult
+			switch o.cfg.Kind {
+			case SGD:
+				err = o.sgd(p, g, lr)
+			default:
+				err = o.adam(p, g, lr)
+			}
+			torchx.Free(g)
+			if err != nil {
+				return fmt.Errorf("%s step %s: %w", o.cfg.Kind, p.name, err)
+			}
+		}
+		return nil
+	})
+}
+
+// sgd is torch.optim.SGD's _single_tensor_sgd:
+//
+//	d = g + wd·p
+//	buf = d (first step) | buf·momentum + (1−dampening)·d
+//	d = d + momentum·buf (nesterov) | buf
+//	p = p − lr·d
+func (o *Optimizer) sgd(p *param, g torchx.T, lr float64) error {
+	c := o.cfg
+	d := g
+	var tmps []torchx.T
+	defer func() { torchx.Free(tmps...) }()
+	if c.WeightDecay != 0 {
+		wp, err := torchx.MulScalar(p.h, c.WeightDecay)
+		if err != nil {
+			return err
+		}
+		tmps = append(tmps, wp)
+		if d, err = torchx.Add(g, wp); err != nil {
+			return err
+		}
+		tmps = append(tmps, d)
+	}
+	if c.Momentum != 0 {
+		if p.buf1 == nil {
+			b, err := torchx.Clone(d)
+			if err != nil {
+				return err
+			}
+			p.buf1 = ts.New(b)
+		} else {
+			buf := torchx.Handle(p.buf1)
+			if err := torchx.MulScalar_(buf, c.Momentum); err != nil {
+				return err
+			}
+			if err := torchx.AddScaled_(buf, d, 1-c.Dampening); err != nil {
+				return err
+			}
+		}
+		buf := torchx.Handle(p.buf1)
+		if c.Nesterov {
+			mb, err := torchx.MulScalar(buf, c.Momentum)
+			if err != nil {
+				return err
+			}
+			tmps = append(tmps, mb)
+			if d, err = torchx.Add(d, mb); err != nil {
+				return err
+			}
+			tmps = append(tmps, d)
+		} else {
+			d = buf
+		}
+	}
+	p.step++
+	return torchx.AddScaled_(p.h, d, -lr)
+}
+
+// adam is torch.optim.Adam's / AdamW's _single_tensor_adam(w):
+//
+//	AdamW: p = p·(1 − lr·wd);  Adam: g = g + wd·p
+//	m = m·β1 + (1−β1)·g
+//	v = v·β2 + (1−β2)·g²
+//	p = p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + eps)
+func (o *Optimizer) adam(p *param, g torchx.T, lr float64) error {
+	c := o.cfg
+	var tmps []torchx.T
+	defer func() { torchx.Free(tmps...) }()
+	if p.buf1 == nil {
+		m, err := torchx.ZerosLike(p.h)
+		if err != nil {
+			return err
+		}
+		p.buf1 = ts.New(m)
+		v, err := torchx.ZerosLike(p.h)
+		if err != nil {
+			return err
+		}
+		p.buf2 = ts.New(v)
+	}
+	p.step++
+	if c.WeightDecay != 0 {
+		if c.Kind == AdamW {
+			if err := torchx.MulScalar_(p.h, 1-lr*c.WeightDecay); err != nil {
+				return err
+			}
+		} else {
+			wp, err := torchx.MulScalar(p.h, c.WeightDecay)
+			if err != nil {
+				return err
+			}
+			tmps = append(tmps, wp)
+			if g, err = torchx.Add(g, wp); err != nil {
+				return err
+			}
+			tmps = append(tmps, g)
+		}
+	}
+	m, v := torchx.Handle(p.buf1), torchx.Handle(p.buf2)
+	if err := torchx.MulScalar_(m, c.Beta1); err != nil {
+		return err
+	}
+	if err := torchx.AddScaled_(m, g, 1-c.Beta1); err != nil {
+		return err
+	}
+	if err := torchx.MulScalar_(v, c.Beta2); err != nil {
+		return err
+	}
+	gs, err := torchx.MulScalar(g, 1-c.Beta2)
+	if err != nil {
+		return err
+	}
+	tmps = append(tmps, gs)
+	if err := torchx.Addcmul_(v, gs, g); err != nil {
+		return err
+	}
+	t := float64(p.step)
+	bc1 := 1 - math.Pow(c.Beta1, t)
+	bc2 := 1 - math.Pow(c.Beta2, t)
+	stepSize := lr / bc1
+	denom, err := torchx.Sqrt(v)
+	if err != nil {
+		return err
+	}
+	tmps = append(tmps, denom)
+	if err := torchx.DivScalar_(denom, math.Sqrt(bc2)); err != nil {
+		return err
+	}
+	if err := torchx.AddScalar_(denom, c.Eps); err != nil {
+		return err
+	}
+	u, err := torchx.Div(m, denom)
+	if err != nil {
+		return err
+	}
+	tmps = append(tmps, u)
+	return torchx.AddScaled_(p.h, u, -stepSize)
+}
+
+// Close frees the optimiser's state tensors now rather than at GC time.
+func (o *Optimizer) Close() {
+	for _, p := range o.params {
+		for _, b := range []*ts.Tensor{p.buf1, p.buf2} {
+			if b != nil {
+				b.Drop()
+			}
+		}
+		p.buf1, p.buf2 = nil, nil
+	}
+}
+
+// State is an optimiser's resumable state: the per-parameter step counts
+// and buffers, named as in torch.optim's state_dict ("momentum_buffer",
+// "exp_avg", "exp_avg_sq") plus "/" and the parameter name.
+type State struct {
+	Kind  Kind             `json:"kind"`
+	LR    float64          `json:"lr"`
+	Steps map[string]int64 `json:"steps"`
+	// Tensors are owned by the optimiser: save them, do not Drop them.
+	Tensors []ts.NamedTensor `json:"-"`
+}
+
+func bufNames(k Kind) (string, string) {
+	if k == SGD {
+		return "momentum_buffer", ""
+	}
+	return "exp_avg", "exp_avg_sq"
+}
+
+// State returns the current state (see State).
+func (o *Optimizer) State() *State {
+	st := &State{Kind: o.cfg.Kind, LR: o.lr, Steps: map[string]int64{}}
+	n1, n2 := bufNames(o.cfg.Kind)
+	for _, p := range o.params {
+		if p.step > 0 {
+			st.Steps[p.name] = p.step
+		}
+		if p.buf1 != nil {
+			st.Tensors = append(st.Tensors, ts.NamedTensor{Name: n1 + "/" + p.name, Tensor: p.buf1})
+		}
+		if p.buf2 != nil {
+			st.Tensors = append(st.Tensors, ts.NamedTensor{Name: n2 + "/" + p.name, Tensor: p.buf2})
+		}
+	}
+	return st
+}
+
+// LoadState restores a State saved from an optimiser of the same kind over
+// the same parameters. The values of tensors are copied, so the caller
+// keeps ownership of them.
+func (o *Optimizer) LoadState(st *State, tensors map[string]*ts.Tensor) error {
+	if st.Kind != o.cfg.Kind {
+		return fmt.Errorf("optimizer state is for %s, this optimizer is %s", st.Kind, o.cfg.Kind)
+	}
+	known := map[string]bool{}
+	for _, p := range o.params {
+		known[p.name] = true
+	}
+	for name := range st.Steps {
+		if !known[name] {
+			return fmt.Errorf("optimizer state has parameter %q, which the model does not train", name)
+		}
+	}
+	n1, n2 := bufNames(o.cfg.Kind)
+	load := func(name string, like torchx.T) (*ts.Tensor, error) {
+		src, ok := tensors[name]
+		if !ok {
+			return nil, nil
+		}
+		ps, err := torchx.Shape(like)
+		if err != nil {
+			return nil, err
+		}
+		ss, err := src.Size()
+		if err != nil {
+			return nil, err
+		}
+		if fmt.Sprint(ps) != fmt.Sprint(ss) {
+			return nil, fmt.Errorf("optimizer state %s has shape %v, the parameter has %v", name, ss, ps)
+		}
+		c, err := torchx.ZerosLike(like)
+		if err != nil {
+			return nil, err
+		}
+		if err := torchx.Copy(c, torchx.Handle(src)); err != nil {
+			torchx.Free(c)
+			return nil, err
+		}
+		return ts.New(c), nil
+	}
+	o.Close()
+	o.lr = st.LR
+	return torchx.NoGrad(func() error {
+		for _, p := range o.params {
+			p.step = st.Steps[p.name]
+			b1, err := load(n1+"/"+p.name, p.h)
+			if err != nil {
+				return err
+			}
+			p.buf1 = b1
+			if n2 != "" {
+				b2, err := load(n2+"/"+p.name, p.h)
+				if err != nil {
+					return err
+				}
+				p.buf2 = b2
+			}
+			if p.step > 0 && (p.buf1 == nil && (o.cfg.Kind != SGD || o.cfg.Momentum != 0) || n2 != "" && p.buf2 == nil) {
+				return fmt.Errorf("optimizer state: parameter %s has %d steps but no %s buffer", p.name, p.step, n1)
+			}
+		}
+		return nil
+	})
+}

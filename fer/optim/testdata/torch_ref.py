@@ -1,0 +1,66 @@
+# Reference updates from torch.optim (PyTorch 1.13, Debian's /usr/bin/python3)
+# for optim_test.go. Usage: /usr/bin/python3 torch_ref.py > torch_ref.json
+# The problem is a 4->3 linear least-squares fit with data given by small
+# integer formulas, so Go builds exactly the same float32 tensors.
+import json
+import torch
+
+STEPS = 5
+
+
+def data():
+    x = [[((i * 7 + j * 3) % 11 - 5) / 4.0 for j in range(4)] for i in range(5)]
+    y = [[((i * 2 + j * 5) % 9 - 4) / 3.0 for j in range(3)] for i in range(5)]
+    w = [[((i * 5 + j * 2) % 7 - 3) / 10.0 for j in range(4)] for i in range(3)]
+    b = [((i * 3) % 5 - 2) / 10.0 for i in range(3)]
+    t = lambda v: torch.tensor(v, dtype=torch.float32)
+    return t(x), t(y), t(w), t(b)
+
+
+def loss_fn(x, y, w, b):
+    return ((x @ w.t() + b - y) ** 2).mean()
+
+
+def run(name, make_opt, clip=0.0, sam_rho=0.0):
+    x, y, w, b = data()
+    w.requires_grad_(True)
+    b.requires_grad_(True)
+    opt = make_opt([w, b])
+    losses = []
+    for _ in range(STEPS):
+        opt.zero_grad()
+        loss = loss_fn(x, y, w, b)
+        losses.append(loss.item())
+        loss.backward()
+        if sam_rho > 0:
+            # sam.py (davda54) first_step / second_step, non-adaptive
+            with torch.no_grad():
+                norm = torch.norm(torch.stack([p.grad.norm(p=2) for p in [w, b]]), p=2)
+                scale = sam_rho / (norm + 1e-12)
+                old = [w.clone(), b.clone()]
+                for p in [w, b]:
+                    p.add_(p.grad * scale)
+            opt.zero_grad()
+            loss_fn(x, y, w, b).backward()
+            with torch.no_grad():
+                w.copy_(old[0])
+                b.copy_(old[1])
+        if clip > 0:
+            torch.nn.utils.clip_grad_norm_([w, b], clip)
+        opt.step()
+    return {"name": name, "losses": losses,
+            "w": w.detach().flatten().tolist(), "b": b.detach().tolist()}
+
+
+cases = [
+    run("sgd", lambda p: torch.optim.SGD(p, lr=0.1)),
+    run("sgd_momentum_wd", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, weight_decay=1e-2)),
+    run("sgd_nesterov_dampening", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.8, nesterov=True)),
+    run("sgd_dampening", lambda p: torch.optim.SGD(p, lr=0.05, momentum=0.9, dampening=0.3)),
+    run("adam", lambda p: torch.optim.Adam(p, lr=0.01)),
+    run("adam_wd", lambda p: torch.optim.Adam(p, lr=0.01, betas=(0.8, 0.99), eps=1e-6, weight_decay=0.1)),
+    run("adamw", lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05)),
+    run("sgd_clip", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), clip=0.5),
+    run("adam_sam", lambda p: torch.optim.Adam(p, lr=0.01), sam_rho=0.05),
+]
+print(json.dumps({"torch": torch.__version__, "steps": STEPS, "cases": cases}, indent=1))

@@ -1,0 +1,603 @@
+package fer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"io"
+	"math"
+	"math/rand/v2"
+	"os"
+	"path/filepath"
+	"runtime"
+	"sort"
+	"strings"
+	"time"
+
+	"github.com/fer-research/fer/fer/internal/torchx"
+	"github.com/fer-research/fer/fer/optim"
+	"github.com/sugarme/gotch"
+)
+
+// Names of the files a run writes into its run directory.
+const (
+	ConfigFile     = "config.yaml"
+	MetricsFile    = "metrics.jsonl"
+	LastCheckpoint = "last.ckpt"
+	BestCheckpoint = "best.ckpt"
+)
+
+// Trainer runs the training loop shared by every model family: epochs of
+// shuffled mini-batches, one optimisation step per batch (the model's own
+// Stepper, SAM, or the default forward → loss → backward → clip →
+// update), learning-rate schedule per epoch, evaluation every EvalEvery
+// epochs, best-checkpoint selection, metrics.jsonl, last.ckpt every epoch
+// (and every CheckpointEvery steps), exact --resume, a clean stop on NaN
+// and on interruption.
+//
+// Determinism: weights are initialised by whoever builds the model (seed
+// libtorch with SeedTorch(cfg.Seed) first; BuildRun does), the data order
+// of epoch e is a function of (seed, e), the augmentation rng of batch i
+// of epoch e a function of (seed, e, i), and libtorch's generator is
+// re-seeded from (seed, step) before every step (dropout), so a run
+// resumed from any checkpoint repeats exactly what an uninterrupted run
+// does.
+type Trainer struct {
+	Cfg   *Config
+	Model Model
+	Loss  Loss
+	Train Dataset
+	// Val is evaluated every Cfg.EvalEvery epochs; nil disables
+	// evaluation and best-checkpoint selection.
+	Val Dataset
+	// NewEvaluator makes the metrics accumulator for training outputs and
+	// evaluation passes; nil means no metrics besides the loss.
+	NewEvaluator func() Evaluator
+	// Stepper overrides the step (default: the model's own if it
+	// implements Stepper, SAMStep if Cfg.Optimizer.SAMRho > 0, else
+	// DefaultStep).
+	Stepper Stepper
+	Device  gotch.Device
+	// Classes and InputShape are stored in checkpoints for predict.
+	Classes    []string
+	InputShape []int64
+	// Out receives the per-epoch log lines (default os.Stdout); Progress
+	// draws a progress bar on stderr (default: when stderr is a terminal).
+	Out      io.Writer
+	Progress *bool
+	// OnStep is called after every optimisation step with the step
+	// number (after any checkpoint of that step).
+	OnStep func(step int)
+
+	opt     *optim.Optimizer
+	sam     *optim.SAM
+	log     *MetricsLog
+	meta    CheckpointMeta
+	start   time.Time
+	elapsed float64 // seconds of earlier sessions of this run
+}
+
+// FitResult summarises a finished run.
+type FitResult struct {
+	Epochs, Steps int
+	// BestKey/Best/BestEpoch: the selected checkpoint (BestEpoch 0: no
+	// evaluation ran).
+	BestKey   string
+	Best      float64
+	BestEpoch int
+	// Last are the metrics of the last evaluation ("val/uar", ...).
+	Last           map[string]float64
+	LastCheckpoint string
+	BestCheckpoint string
+	RunDir         string
+}
+
+// InterruptedError is returned when the context was cancelled (SIGINT):
+// the step in progress was finished and a checkpoint written.
+type InterruptedError struct {
+	Step, Epoch int
+	Checkpoint  string
+	RunDir      string
+}
+
+func (e *InterruptedError) Error() string {
+	return fmt.Sprintf("interrupted after step %d (epoch %d); state saved to %s; continue the run with: fercli train --resume %s", e.Step, e.Epoch, e.Checkpoint, e.RunDir)
+}
+
+// Optimizer is the optimiser Fit built (nil before Fit).
+func (t *Trainer) Optimizer() *optim.Optimizer { return t.opt }
+
+func (t *Trainer) path(name string) string { return filepath.Join(t.Cfg.RunDir, name) }
+
+// Fit trains for Cfg.Epochs epochs. With resume it continues the run in
+// Cfg.RunDir from last.ckpt; without, the run directory must not hold a
+// checkpoint already.
+func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err error) {
+	if t.Cfg == nil || t.Model == nil || t.Train == nil {
+		return nil, errors.New("trainer: Cfg, Model and Train are required")
+	}
+	// libtorch's grad mode is per OS thread: keep the whole run on one
+	// (a no-op nesting when the caller already locked, as fercli does)
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if err := torchx.EnableGrad(); err != nil {
+		return nil, err
+	}
+	if err := t.Cfg.Validate(); err != nil {
+		return nil, err
+	}
+	if t.Loss == nil {
+		t.Loss = CrossEntropy{}
+	}
+	if t.Out == nil {
+		t.Out = os.Stdout
+	}
+	if t.Train.Len() == 0 {
+		return nil, errors.New("trainer: the training split is empty")
+	}
+	cfg := t.Cfg
+	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
+		return nil, fmt.Errorf("run dir: %w", err)
+	}
+	oc := cfg.Optimizer
+	t.opt, err = optim.New(t.Model.VarStore(), optim.Config{
+		Kind: optim.Kind(oc.Name), LR: oc.LR, Momentum: oc.Momentum, Dampening: oc.Dampening,
+		Nesterov: oc.Nesterov, WeightDecay: oc.WeightDecay, Beta1: oc.Beta1, Beta2: oc.Beta2,
+		Eps: oc.Eps, LRMult: oc.LRMult,
+	})
+	if err != nil {
+		return nil, err
+	}
+	if oc.SAMRho > 0 {
+		t.sam = &optim.SAM{Rho: oc.SAMRho, Adaptive: oc.SAMAdaptive}
+	}
+	bestKey, _ := cfg.BestKey()
+	cfgYAML, err := cfg.YAML()
+	if err != nil {
+		return nil, err
+	}
+	t.meta = CheckpointMeta{Model: cfg.Model.Name, Seed: cfg.Seed, BestKey: bestKey,
+		Config: string(cfgYAML), Classes: t.Classes, InputShape: t.InputShape}
+
+	var trainEval Evaluator
+	if t.NewEvaluator != nil {
+		trainEval = t.NewEvaluator()
+	}
+	lastPath := t.path(LastCheckpoint)
+	if resume {
+		if err := t.restore(lastPath, trainEval); err != nil {
+			return nil, err
+		}
+		if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
+			return nil, err
+		}
+	} else {
+		if _, err := os.Stat(lastPath); err == nil {
+			return nil, fmt.Errorf("run dir %s already holds a run (%s): continue it with --resume, or choose another run_dir", cfg.RunDir, lastPath)
+		}
+		if err := os.Remove(t.path(MetricsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
+			return nil, err
+		}
+	}
+	if err := cfg.Save(t.path(ConfigFile)); err != nil {
+		return nil, err
+	}
+	if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
+		return nil, err
+	}
+	defer t.log.Close()
+	t.start = time.Now()
+	t.elapsed = t.meta.ElapsedS
+
+	stepper := t.Stepper
+	if stepper == nil {
+		if s, ok := t.Model.(Stepper); ok {
+			stepper = s
+		} else if t.sam != nil {
+			stepper = StepFunc(SAMStep)
+		} else {
+			stepper = StepFunc(DefaultStep)
+		}
+	}
+
+	if t.meta.Epoch >= cfg.Epochs {
+		// resumed a finished run: report what the checkpoint holds
+		fmt.Fprintf(t.Out, "run %s already finished its %d epochs\n", cfg.RunDir, cfg.Epochs)
+	}
+	for epoch := t.meta.Epoch; epoch < cfg.Epochs; epoch++ {
+		if err := t.runEpoch(ctx, epoch, stepper, trainEval); err != nil {
+			return nil, err
+		}
+	}
+	res = &FitResult{Epochs: t.meta.Epoch, Steps: t.meta.Step, BestKey: bestKey, Best: t.meta.Best,
+		BestEpoch: t.meta.BestEpoch, Last: t.meta.Metrics, LastCheckpoint: lastPath, RunDir: cfg.RunDir}
+	if t.meta.BestEpoch > 0 {
+		res.BestCheckpoint = t.path(BestCheckpoint)
+	}
+	return res, nil
+}
+
+// restore loads last.ckpt into the model, optimiser and counters.
+func (t *Trainer) restore(path string, trainEval Evaluator) error {
+	lc, err := LoadCheckpoint(path)
+	if err != nil {
+		if errors.Is(err, os.ErrNotExist) {
+			return fmt.Errorf("--resume: %s has no %s to resume from", t.Cfg.RunDir, LastCheckpoint)
+		}
+		return fmt.Errorf("--resume: %w", err)
+	}
+	defer lc.Drop()
+	m := lc.Meta
+	if !strings.EqualFold(m.Model, t.Cfg.Model.Name) {
+		return fmt.Errorf("--resume: %s holds model %s, the config says %s", path, m.Model, t.Cfg.Model.Name)
+	}
+	if m.Seed != t.Cfg.Seed {
+		return fmt.Errorf("--resume: %s was trained with seed %d, the config says %d (an exact resume needs the same seed)", path, m.Seed, t.Cfg.Seed)
+	}
+	if err := lc.LoadWeights(t.Model.VarStore()); err != nil {
+		return err
+	}
+	if err := lc.LoadOptimizer(t.opt); err != nil {
+		return err
+	}
+	t.meta.Epoch, t.meta.Batch, t.meta.Step = m.Epoch, m.Batch, m.Step
+	t.meta.Best, t.meta.BestEpoch, t.meta.Metrics = m.Best, m.BestEpoch, m.Metrics
+	t.meta.ElapsedS = m.ElapsedS
+	t.meta.Train = m.Train
+	if m.BestKey != "" && m.BestKey != t.meta.BestKey && m.BestEpoch > 0 {
+		return fmt.Errorf("--resume: %s selected its best checkpoint by %s, the config says %s", path, m.BestKey, t.meta.BestKey)
+	}
+	if m.Train != nil && trainEval != nil && len(m.Train.Eval) > 0 {
+		if err := trainEval.SetState(m.Train.Eval); err != nil {
+			return fmt.Errorf("--resume: %w", err)
+		}
+	}
+	fmt.Fprintf(t.Out, "resuming %s at epoch %d, batch %d (step %d)\n", t.Cfg.RunDir, m.Epoch+1, m.Batch, m.Step)
+	return nil
+}
+
+// RNG streams (see NewRand): data order, batch augmentation.
+const (
+	streamOrder   = 1 << 40
+	streamAugment = 2 << 40
+)
+
+// EpochOrder is the training order of epoch (0-based): the data set's
+// own sampler if it has one, else a permutation seeded by (seed, epoch).
+func EpochOrder(ds Dataset, seed int64, epoch int) []int {
+	rng := NewRand(seed, streamOrder+uint64(epoch))
+	if s, ok := ds.(EpochSampler); ok {
+		return s.EpochIndices(epoch, rng)
+	}
+	return rng.Perm(ds.Len())
+}
+
+// BatchRand is the augmentation rng of batch (0-based) of epoch.
+func BatchRand(seed int64, epoch, batch int) *rand.Rand {
+	return NewRand(seed, streamAugment+uint64(epoch)<<20+uint64(batch))
+}
+
+// StepSeed is the libtorch seed set before step (1-based).
+func StepSeed(seed int64, step int) int64 {
+	// splitmix64 finaliser: nearby steps get unrelated seeds
+	z := uint64(seed) + uint64(step)*0x9e3779b97f4a7c15
+	z = (z ^ (z >> 30)) * 0xbf58476d1ce4e5b9
+	z = (z ^ (z >> 27)) * 0x94d049bb133111eb
+	return int64((z ^ (z >> 31)) >> 1)
+}
+
+// Chunks cuts an index order into batches of size n.
+func Chunks(order []int, n int, dropLast bool) [][]int {
+	var out [][]int
+	for i := 0; i < len(order); i += n {
+		j := min(i+n, len(order))
+		if dropLast && j-i < n {
+			break
+		}
+		out = append(out, order[i:j])
+	}
+	return out
+}
+
+func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trainEval Evaluator) error {
+	cfg := t.Cfg
+	lr := cfg.Schedule.LR(cfg.Optimizer.LR, epoch, cfg.Epochs)
+	t.opt.SetLR(lr)
+	batches := Chunks(EpochOrder(t.Train, cfg.Seed, epoch), cfg.BatchSize, cfg.DropLast)
+	if len(batches) == 0 {
+		return fmt.Errorf("epoch %d: no training batch (%d samples, batch_size %d, drop_last %v)", epoch+1, t.Train.Len(), cfg.BatchSize, cfg.DropLast)
+	}
+	acc := &TrainAccum{}
+	first := 0
+	if t.meta.Batch > 0 && t.meta.Train != nil {
+		// resuming mid-epoch
+		acc = t.meta.Train
+		first = t.meta.Batch
+	} else if trainEval != nil {
+		trainEval.Reset()
+	}
+	epochStart := time.Now()
+	timeBefore := acc.TimeS
+	bar := newBar(len(batches), fmt.Sprintf("epoch %d/%d", epoch+1, cfg.Epochs), t.Progress)
+	bar.Set(first)
+	sc := &StepContext{Model: t.Model, Loss: t.Loss, Opt: t.opt, SAM: t.sam,
+		ClipGradNorm: cfg.Optimizer.ClipGradNorm, Epoch: epoch + 1}
+	snapshot := func(done int) error {
+		acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
+		if trainEval != nil {
+			st, err := trainEval.State()
+			if err != nil {
+				return err
+			}
+			acc.Eval = st
+		}
+		t.meta.Epoch, t.meta.Batch = epoch, done
+		t.meta.Train = acc
+		return t.save(t.path(LastCheckpoint))
+	}
+	for bi := first; bi < len(batches); bi++ {
+		if err := ctx.Err(); err != nil {
+			bar.Finish()
+			if err := snapshot(bi); err != nil {
+				return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
+			}
+			return &InterruptedError{Step: t.meta.Step, Epoch: epoch + 1, Checkpoint: t.path(LastCheckpoint), RunDir: cfg.RunDir}
+		}
+		idx := batches[bi]
+		b, err := t.Train.Batch(idx, true, BatchRand(cfg.Seed, epoch, bi), t.Device)
+		if err != nil {
+			bar.Finish()
+			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
+		}
+		step := t.meta.Step + 1
+		SeedTorch(StepSeed(cfg.Seed, step))
+		sc.Batch, sc.Step = bi, step
+		r, err := stepper.Step(sc, b)
+		if err != nil {
+			b.Drop()
+			bar.Finish()
+			var nf *NonFiniteError
+			if errors.As(err, &nf) {
+				return t.nonFinite(err)
+			}
+			return fmt.Errorf("epoch %d, batch %d (step %d): %w", epoch+1, bi+1, step, err)
+		}
+		n := b.Size
+		acc.N += n
+		acc.Batches++
+		acc.LossSum += r.Loss * float64(n)
+		acc.PartSums = sumParts(acc.PartSums, r.Parts, n)
+		if trainEval != nil && r.Outputs != nil {
+			if err := trainEval.Add(r.Outputs, b); err != nil {
+				r.Outputs.Drop()
+				b.Drop()
+				bar.Finish()
+				return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
+			}
+		}
+		r.Outputs.Drop()
+		b.Drop()
+		t.meta.Step = step
+		bar.Describe(fmt.Sprintf("epoch %d/%d loss %.4f", epoch+1, cfg.Epochs, acc.LossSum/float64(acc.N)))
+		bar.Add(1)
+		if cfg.LogEvery > 0 && step%cfg.LogEvery == 0 {
+			vals := map[string]float64{"loss": r.Loss, "lr": lr, "grad_norm": r.GradNorm}
+			for k, v := range r.Parts {
+				vals["loss/"+k] = v
+			}
+			if err := t.log.Write(Record{Epoch: epoch + 1, Step: step, Split: "train_step", Values: vals}); err != nil {
+				return err
+			}
+		}
+		// A step checkpoint on the epoch's last batch would precede the
+		// epoch's records; the epoch-end checkpoint covers that step.
+		if cfg.CheckpointEvery > 0 && step%cfg.CheckpointEvery == 0 && bi+1 < len(batches) {
+			if err := snapshot(bi + 1); err != nil {
+				return err
+			}
+		}
+		if t.OnStep != nil {
+			t.OnStep(step)
+		}
+	}
+	bar.Finish()
+	acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
+
+	trainVals := map[string]float64{"loss": acc.LossSum / float64(acc.N), "lr": lr, "time_s": acc.TimeS}
+	for k, v := range acc.PartSums {
+		trainVals["loss/"+k] = v / float64(acc.N)
+	}
+	if trainEval != nil {
+		for k, v := range trainEval.Metrics() {
+			trainVals[k] = v
+		}
+	}
+	if err := t.log.Write(Record{Epoch: epoch + 1, Step: t.meta.Step, Split: "train", Values: trainVals}); err != nil {
+		return err
+	}
+	line := fmt.Sprintf("epoch %d/%d  step %d  lr %.3g  train %s", epoch+1, cfg.Epochs, t.meta.Step, lr, fmtMetrics(trainVals, "lr", "time_s"))
+
+	t.meta.Epoch, t.meta.Batch, t.meta.Train = epoch+1, 0, nil
+	isLast := epoch+1 == cfg.Epochs
+	if t.Val != nil && cfg.EvalEvery > 0 && ((epoch+1)%cfg.EvalEvery == 0 || isLast) {
+		var ev Evaluator
+		if t.NewEvaluator != nil {
+			ev = t.NewEvaluator()
+		}
+		start := time.Now()
+		SeedTorch(StepSeed(cfg.Seed, -(epoch + 1)))
+		// evaluation is short: an interrupt waits for it and stops before
+		// the next batch, after the epoch-end checkpoint
+		vals, err := Evaluate(context.WithoutCancel(ctx), t.Model, t.Loss, t.Val, ev, cfg.EvalBatch(), t.Device, "val", t.Progress)
+		if err != nil {
+			return fmt.Errorf("epoch %d: evaluation: %w", epoch+1, err)
+		}
+		vals["time_s"] = time.Since(start).Seconds()
+		if err := t.log.Write(Record{Epoch: epoch + 1, Step: t.meta.Step, Split: "val", Values: vals}); err != nil {
+			return err
+		}
+		t.meta.Metrics = map[string]float64{}
+		for k, v := range vals {
+			if k != "time_s" && !math.IsNaN(v) && !math.IsInf(v, 0) {
+				t.meta.Metrics["val/"+k] = v
+			}
+		}
+		line += "  val " + fmtMetrics(vals, "time_s")
+		key, maximize := cfg.BestKey()
+		v, ok := t.meta.Metrics[key]
+		if !ok {
+			return fmt.Errorf("best_metric %s: evaluation reports %s", key, strings.Join(prefixed("val/", sortedKeys(vals)), ", "))
+		}
+		if t.meta.BestEpoch == 0 || (maximize && v > t.meta.Best) || (!maximize && v < t.meta.Best) {
+			t.meta.Best, t.meta.BestEpoch = v, epoch+1
+			if err := t.save(t.path(BestCheckpoint)); err != nil {
+				return err
+			}
+			line += "  *best*"
+		}
+	}
+	if err := t.save(t.path(LastCheckpoint)); err != nil {
+		return err
+	}
+	fmt.Fprintf(t.Out, "%s  %.1fs\n", line, acc.TimeS)
+	return nil
+}
+
+func prefixed(p string, ks []string) []string {
+	out := make([]string, len(ks))
+	for i, k := range ks {
+		out[i] = p + k
+	}
+	return out
+}
+
+// fmtMetrics prints "loss 0.512 acc 0.831 ..." in a fixed order: loss
+// first, then the rest sorted, skipping the given keys.
+func fmtMetrics(vals map[string]float64, skip ...string) string {
+	keys := make([]string, 0, len(vals))
+	for k := range vals {
+		if k == "loss" || containsStr(skip, k) {
+			continue
+		}
+		keys = append(keys, k)
+	}
+	sort.Strings(keys)
+	if _, ok := vals["loss"]; ok {
+		keys = append([]string{"loss"}, keys...)
+	}
+	var b strings.Builder
+	for i, k := range keys {
+		if i > 0 {
+			b.WriteByte(' ')
+		}
+		fmt.Fprintf(&b, "%s %.4f", k, vals[k])
+	}
+	return b.String()
+}
+
+func containsStr(xs []string, s string) bool {
+	for _, x := range xs {
+		if x == s {
+			return true
+		}
+	}
+	return false
+}
+
+func (t *Trainer) save(path string) error {
+	t.meta.ElapsedS = t.elapsed + time.Since(t.start).Seconds()
+	return SaveCheckpoint(path, t.Model, t.opt, t.meta)
+}
+
+// nonFinite turns a NaN/Inf step into the run's final error, pointing at
+// the last good checkpoint (which is left as it was).
+func (t *Trainer) nonFinite(err error) error {
+	last := t.path(LastCheckpoint)
+	where := "no checkpoint was written yet"
+	if m, e := ReadCheckpointMeta(last); e == nil {
+		where = fmt.Sprintf("the last good checkpoint is %s (step %d)", last, m.Step)
+	}
+	return fmt.Errorf("training stopped: %w; the parameters were not updated with it and %s. Lower optimizer.lr or set optimizer.clip_grad_norm, then continue with --resume", err, where)
+}
+
+// Evaluate runs model over every sample of ds in order (no gradients,
+// eval mode) and returns the mean loss ("loss", when loss is non-nil) and
+// the evaluator's metrics. desc labels the progress bar.
+func Evaluate(ctx context.Context, m Model, loss Loss, ds Dataset, ev Evaluator, batchSize int, dev gotch.Device, desc string, progress *bool) (map[string]float64, error) {
+	if ds.Len() == 0 {
+		return nil, errors.New("evaluate: empty split")
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	if ev != nil {
+		ev.Reset()
+	}
+	order := make([]int, ds.Len())
+	for i := range order {
+		order[i] = i
+	}
+	batches := Chunks(order, batchSize, false)
+	bar := newBar(len(batches), desc, progress)
+	defer bar.Finish()
+	var lossSum float64
+	n := 0
+	rng := NewRand(0, 0) // eval batches are not augmented
+	err := torchx.NoGrad(func() error {
+		for bi, idx := range batches {
+			if err := ctx.Err(); err != nil {
+				return err
+			}
+			b, err := ds.Batch(idx, false, rng, dev)
+			if err != nil {
+				return fmt.Errorf("batch %d: %w", bi+1, err)
+			}
+			out, err := m.Forward(b, false)
+			if err != nil {
+				b.Drop()
+				return fmt.Errorf("batch %d: forward: %w", bi+1, err)
+			}
+			if loss != nil {
+				lv, err := loss.Loss(out, b)
+				if err != nil {
+					out.Drop()
+					b.Drop()
+					return fmt.Errorf("batch %d: loss: %w", bi+1, err)
+				}
+				v, err := torchx.Item(torchx.Handle(lv.Total))
+				lv.Drop()
+				if err != nil {
+					out.Drop()
+					b.Drop()
+					return err
+				}
+				lossSum += v * float64(b.Size)
+			}
+			if ev != nil {
+				if err := ev.Add(out, b); err != nil {
+					out.Drop()
+					b.Drop()
+					return fmt.Errorf("batch %d: %w", bi+1, err)
+				}
+			}
+			n += b.Size
+			out.Drop()
+			b.Drop()
+			bar.Add(1)
+		}
+		return nil
+	})
+	runtime.KeepAlive(m)
+	if err != nil {
+		return nil, err
+	}
+	vals := map[string]float64{}
+	if loss != nil && n > 0 {
+		vals["loss"] = lossSum / float64(n)
+	}
+	if ev != nil {
+		for k, v := range ev.Metrics() {
+			vals[k] = v
+		}
+	}
+	return vals, nil
+}
