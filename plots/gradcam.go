@@ -214,6 +214,9 @@ func GradCAMFigure(path, title string, panels []CAMPanel, cols int, alpha float6
 		capSty.Font.Size = labelSize
 	}
 	capSty.XAlign, capSty.YAlign = draw.XCenter, draw.YCenter
+	for _, p := range panels { // one size for all captions, the longest fitting
+		capSty = fitText(capSty, p.Caption, tw)
+	}
 
 	return render(path, w, h, func(dc draw.Canvas) error {
 		top := dc.Max.Y - camMargin
@@ -230,7 +233,7 @@ func GradCAMFigure(path, title string, panels []CAMPanel, cols int, alpha float6
 			row, col := i/c, i%c
 			x0 := dc.Min.X + camMargin + vg.Length(col)*(tw+camMargin)
 			y1 := top - vg.Length(row)*(ih+camCaptionH+camMargin)
-			dc.FillText(fitText(capSty, panels[i].Caption, tw), vg.Point{X: x0 + tw/2, Y: y1 - camCaptionH/2}, panels[i].Caption)
+			dc.FillText(capSty, vg.Point{X: x0 + tw/2, Y: y1 - camCaptionH/2}, panels[i].Caption)
 			dc.DrawImage(vg.Rectangle{Min: vg.Point{X: x0, Y: y1 - camCaptionH - ih}, Max: vg.Point{X: x0 + tw, Y: y1 - camCaptionH}}, img)
 		}
 		// Colour bar: its own small plot so the scale gets a proper axis.

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"math"
 	"os"
 	"sort"
 
@@ -28,6 +29,7 @@ func init() {
 			setFlag("override a key of the stored config (repeatable)"),
 			&cli.IntFlag{Name: "batch-size", Usage: "evaluation batch size (default: the run's)"},
 			&cli.StringFlag{Name: "confusion", Usage: "write the confusion matrix as a PNG here"},
+			dumpFeaturesFlag,
 			&cli.BoolFlag{Name: "json", Usage: "print the metrics as JSON"},
 			&cli.BoolFlag{Name: "progress", Value: true, Usage: "progress bar on stderr when it is a terminal"},
 		},
@@ -58,6 +60,9 @@ func evalAction(c *cli.Context) error {
 	if c.IsSet("batch-size") {
 		bs = c.Int("batch-size")
 	}
+	if err := dumpFeatures(c, r, ds, bs); err != nil {
+		return err
+	}
 	ev := r.NewEvaluator
 	var e fer.Evaluator
 	if ev != nil {
@@ -68,7 +73,11 @@ func evalAction(c *cli.Context) error {
 		return err
 	}
 	if c.Bool("json") {
-		b, _ := json.MarshalIndent(map[string]any{"checkpoint": c.String("ckpt"), "split": c.String("split"), "epoch": meta.Epoch, "metrics": vals}, "", "  ")
+		out := map[string]any{"checkpoint": c.String("ckpt"), "split": c.String("split"), "epoch": meta.Epoch, "metrics": vals}
+		if ce, ok := e.(*fer.ClassificationEvaluator); ok {
+			out["per_class_accuracy"] = perClassAccuracy(ce, r.Data.Classes)
+		}
+		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Println(string(b))
 	} else {
 		fmt.Printf("%s (epoch %d, step %d) on %s/%s, %d samples:\n", c.String("ckpt"), meta.Epoch, meta.Step, r.Cfg.Data.Name, c.String("split"), ds.Len())
@@ -84,6 +93,15 @@ func evalAction(c *cli.Context) error {
 	if ce, ok := e.(*fer.ClassificationEvaluator); ok {
 		if !c.Bool("json") {
 			fmt.Print(ce.C.Format(r.Data.Classes))
+			fmt.Println("per-class accuracy (%):")
+			acc := ce.C.PerClassAccuracy()
+			for k, a := range acc {
+				name := fmt.Sprint(k)
+				if k < len(r.Data.Classes) {
+					name = r.Data.Classes[k]
+				}
+				fmt.Printf("  %-10s %6.2f  (%d samples)\n", name, 100*a, ce.C.Support()[k])
+			}
 		}
 		if p := c.String("confusion"); p != "" {
 			title := fmt.Sprintf("%s on %s/%s", r.Cfg.Model.Name, r.Cfg.Data.Name, c.String("split"))
@@ -112,4 +130,21 @@ func pickSplit(s *fer.Splits, name string) (fer.Dataset, error) {
 		return nil, fmt.Errorf("the dataset has no %s split", name)
 	}
 	return ds, nil
+}
+
+// perClassAccuracy maps each class name to its accuracy (recall) on the
+// split; classes without samples are left out (their accuracy is NaN,
+// which JSON cannot hold).
+func perClassAccuracy(ce *fer.ClassificationEvaluator, classes []string) map[string]float64 {
+	out := map[string]float64{}
+	for k, a := range ce.C.PerClassAccuracy() {
+		name := fmt.Sprint(k)
+		if k < len(classes) && classes[k] != "" {
+			name = classes[k]
+		}
+		if !math.IsNaN(a) {
+			out[name] = a
+		}
+	}
+	return out
 }

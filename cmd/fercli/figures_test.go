@@ -79,7 +79,7 @@ func TestREADMEFigures(t *testing.T) {
 			if r.Data.Classes[s.Label] != want || f.Preds[i] != s.Label {
 				continue
 			}
-			p := filepath.Join(dir, fmt.Sprintf("%d-%s.png", len(faces)+1, want))
+			p := filepath.Join(dir, "true-"+want+".png") // caption "true-sad: sad (p = …)"
 			var buf bytes.Buffer
 			if err := png.Encode(&buf, s.Image()); err != nil {
 				t.Fatal(err)

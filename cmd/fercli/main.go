@@ -43,7 +43,7 @@ func main() {
 		},
 		Commands: commands,
 	}
-	if err := app.Run(os.Args); err != nil {
+	if err := app.Run(trainFlagsFirst(os.Args, commands)); err != nil {
 		fmt.Fprintln(os.Stderr, "fercli:", err)
 		os.Exit(1)
 	}

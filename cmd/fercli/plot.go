@@ -476,7 +476,7 @@ func plotGradCAM(c *cli.Context) error {
 		}
 		return s
 	}
-	title := fmt.Sprintf("Grad-CAM of %s, stage %s (epoch %d)", name, res.Stage, meta.Epoch)
+	title := fmt.Sprintf("Grad-CAM of %s at %s (epoch %d)", name, res.Stage, meta.Epoch)
 	var panels []plots.CAMPanel
 	switch {
 	case in.clip:
@@ -493,7 +493,7 @@ func plotGradCAM(c *cli.Context) error {
 	default:
 		for b := 0; b < B; b++ {
 			panels = append(panels, plots.CAMPanel{Image: in.shown[b], CAM: res.Maps[b][0],
-				Caption: filepath.Base(in.names[b]) + ": " + explain(b)})
+				Caption: strings.TrimSuffix(filepath.Base(in.names[b]), filepath.Ext(in.names[b])) + ": " + explain(b)})
 		}
 	}
 	first := c.Args().First()

@@ -96,17 +96,19 @@ func init() {
 	register(&cli.Command{
 		Name:      "train",
 		Usage:     "train a model on a dataset",
-		ArgsUsage: " ",
+		ArgsUsage: "[MODEL]",
 		Description: `Trains the model named by --model (or the config) on --data and writes
 config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
 
   fercli train --model smallcnn --data synth --epochs 10 --run-dir runs/a
   fercli train --config runs.yaml --set optimizer.lr=0.01
   fercli train --resume runs/a          # continue an interrupted run exactly
+  fercli train stt --dfew --data-root /data/DFEW --fold 1   # built-in configs/stt_dfew.yaml
+  fercli train stt --afew --data-root /data/AFEW            # built-in configs/stt_afew.yaml
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
-		Flags: append(runFlags(),
+		Flags: append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
 		),
 		Action: trainAction,
@@ -118,6 +120,9 @@ func trainAction(c *cli.Context) error {
 	var err error
 	resume := c.String("resume")
 	if resume != "" {
+		if c.Args().Present() || c.Bool("dfew") || c.Bool("afew") || c.IsSet("fold") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument and --dfew/--afew/--fold (use --set to change a key)")
+		}
 		ckpt := filepath.Join(resume, fer.LastCheckpoint)
 		meta, err := fer.ReadCheckpointMeta(ckpt)
 		if err != nil {
@@ -130,7 +135,7 @@ func trainAction(c *cli.Context) error {
 			return err
 		}
 	} else {
-		if cfg, err = fer.LoadConfig(c.String("config"), overrides(c)...); err != nil {
+		if cfg, err = presetConfig(c); err != nil {
 			return err
 		}
 	}
@@ -138,6 +143,7 @@ func trainAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	printProtocolNote(r)
 	tr := r.Trainer()
 	tr.Progress = progressFlag(c)
 	ctx, stop := signalContext()
