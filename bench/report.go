@@ -45,14 +45,22 @@ func WriteReport(w io.Writer, r *Result) error {
 			return " (GPU " + MiB(b) + ")"
 		}
 		fmt.Fprintf(tw, "%s\tfer\t%s\t%s\t%s\t%.1f %s\t%s%s\t%s\t\n", p.Phase, fmtSec(p.Fer.Median), fmtSec(p.Fer.Min), fmtSec(p.Fer.Max),
-			p.Fer.Throughput(p.Items), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio))
+			p.Throughput(false), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio))
 		if p.Torch.N > 0 {
 			fmt.Fprintf(tw, "\tpytorch\t%s\t%s\t%s\t%.1f %s\t%s%s\t\t\n", fmtSec(p.Torch.Median), fmtSec(p.Torch.Min), fmtSec(p.Torch.Max),
-				p.Torch.Throughput(p.Items), unit, MiB(p.TorchPeakRSS), gpu(p.TorchGPU))
+				p.Throughput(true), unit, MiB(p.TorchPeakRSS), gpu(p.TorchGPU))
 		}
 	}
 	if err := tw.Flush(); err != nil {
 		return err
+	}
+	if r.Phase(PhaseData) != nil {
+		impl := "fer's data package (image/jpeg + x/image/draw)"
+		if r.FastImage {
+			impl = "data/imgfast (libjpeg-turbo + two-pass resampler)"
+		}
+		fmt.Fprintf(w, "data: %s, %d workers, %d timed batches in %d rounds; throughput and ratio from the mean batch time (the sustained rate: prefetching hands out some batches at once)\n",
+			impl, r.Workers, r.DataSteps, len(Chunks(r.DataSteps, r.DataRounds)))
 	}
 	fmt.Fprintf(w, "load average (1/5/15 min): %.2f %.2f %.2f at start, %.2f %.2f %.2f at end\n",
 		r.LoadBefore[0], r.LoadBefore[1], r.LoadBefore[2], r.LoadAfter[0], r.LoadAfter[1], r.LoadAfter[2])
@@ -85,7 +93,11 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 		if r.Frames > 0 {
 			in = fmt.Sprintf("%d×%s", r.Frames, in)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %v |", r.Model, r.Batch, in, r.AMP)
+		model := r.Model
+		if r.FastImage {
+			model += " (imgfast)"
+		}
+		fmt.Fprintf(&b, "| %s | %d | %s | %v |", model, r.Batch, in, r.AMP)
 		for _, name := range AllPhases {
 			p := r.Phase(name)
 			if p == nil {
@@ -93,7 +105,7 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 				continue
 			}
 			if name == PhaseData {
-				fmt.Fprintf(&b, " %.0f %s/s | %s | %s |", p.Fer.Throughput(p.Items), p.Unit, torchThroughput(p), fmtRatio(p.Ratio))
+				fmt.Fprintf(&b, " %.0f %s/s | %s | %s |", p.Throughput(false), p.Unit, torchThroughput(p), fmtRatio(p.Ratio))
 				continue
 			}
 			tt := "–"
@@ -112,7 +124,7 @@ func torchThroughput(p *PhaseResult) string {
 	if p.Torch.N == 0 {
 		return "–"
 	}
-	return fmt.Sprintf("%.0f %s/s", p.Torch.Throughput(p.Items), p.Unit)
+	return fmt.Sprintf("%.0f %s/s", p.Throughput(true), p.Unit)
 }
 
 // AppendJSON appends r as one JSON line to path.

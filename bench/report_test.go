@@ -14,7 +14,7 @@ func sampleResult() *Result {
 		Phases: []PhaseResult{
 			{Phase: PhaseForward, Items: 16, Unit: "samples", Fer: Stats{N: 4, Median: 0.1, Min: 0.09, Max: 0.2},
 				Torch: Stats{N: 4, Median: 0.125, Min: 0.1, Max: 0.3}, Ratio: 0.8, FerGPU: -1, TorchGPU: -1},
-			{Phase: PhaseData, Items: 16, Unit: "images", Fer: Stats{N: 4, Median: 0.02}, Torch: Stats{N: 4, Median: 0.04}, Ratio: 0.5, FerGPU: -1, TorchGPU: -1},
+			{Phase: PhaseData, Items: 16, Unit: "images", Fer: Stats{N: 4, Median: 0.015, Mean: 0.02}, Torch: Stats{N: 4, Median: 0.01, Mean: 0.04}, Ratio: 0.5, FerGPU: -1, TorchGPU: -1},
 		},
 	}
 }

@@ -8,6 +8,7 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/fer-research/fer/models"
 	"github.com/sugarme/gotch"
 )
 
@@ -36,8 +37,15 @@ type RunConfig struct {
 	// PyTorch (one untimed re-warm step after each switch).
 	Warmup, Steps, Rounds int
 	Phases                []string
+	// DataSteps timed batches of the data pipeline in DataRounds rounds
+	// (0: Steps, Rounds). Use many: a round should be much longer than
+	// the loaders' prefetch depth (fer 2 batches, PyTorch 2 per worker).
+	DataSteps, DataRounds int
 	// Workers for the data pipeline (both frameworks).
 	Workers int
+	// FastImage runs fer's data pipeline with data/imgfast's decoder and
+	// resampler (a preview of the proposed data/transform.go change).
+	FastImage bool
 	// DataRoot is an existing fixture; empty: one is written to a
 	// temporary directory and removed afterwards.
 	DataRoot string
@@ -62,7 +70,9 @@ type PhaseResult struct {
 	Torch      Stats     `json:"torch"`
 	FerTimes   []float64 `json:"fer_times_s"`
 	TorchTimes []float64 `json:"torch_times_s,omitempty"`
-	// Ratio is fer's median step time over PyTorch's (< 1: fer faster).
+	// Ratio is fer's median step time over PyTorch's (< 1: fer faster);
+	// for the data phase the ratio of the mean batch times (see
+	// Throughput).
 	Ratio float64 `json:"ratio"`
 	// Peak resident memory of each process during the phase (VmHWM after
 	// a reset; PyTorch's DataLoader workers are separate processes and
@@ -83,11 +93,14 @@ type Result struct {
 	Width       int           `json:"width"`
 	Frames      int           `json:"frames,omitempty"`
 	Workers     int           `json:"workers"`
+	FastImage   bool          `json:"fast_image,omitempty"`
 	AMP         bool          `json:"amp"`
 	Optimizer   string        `json:"optimizer"`
 	Warmup      int           `json:"warmup"`
 	Steps       int           `json:"steps"`
 	Rounds      int           `json:"rounds"`
+	DataSteps   int           `json:"data_steps,omitempty"`
+	DataRounds  int           `json:"data_rounds,omitempty"`
 	FerParams   int64         `json:"fer_params"`
 	TorchParams int64         `json:"torch_params,omitempty"`
 	Torch       *TorchInfo    `json:"torch,omitempty"`
@@ -99,6 +112,21 @@ type Result struct {
 	// slows both frameworks; interleaving shares it out).
 	LoadBefore [3]float64 `json:"load_before"`
 	LoadAfter  [3]float64 `json:"load_after"`
+}
+
+// Throughput is items per second of fer (torch = false) or PyTorch: at
+// the median step time for forward and train, at the mean batch time for
+// the data pipeline, whose prefetch buffers hand out some batches at once
+// (its median would flatter the deeper buffer).
+func (p *PhaseResult) Throughput(torch bool) float64 {
+	s := p.Fer
+	if torch {
+		s = p.Torch
+	}
+	if p.Phase == PhaseData {
+		return s.Rate(p.Items)
+	}
+	return s.Throughput(p.Items)
 }
 
 // Phase returns the named phase's result, nil when it was not run.
@@ -179,6 +207,12 @@ func Run(cfg RunConfig) (*Result, error) {
 	if len(cfg.Phases) == 0 {
 		cfg.Phases = AllPhases
 	}
+	if cfg.DataSteps < 1 {
+		cfg.DataSteps = cfg.Steps
+	}
+	if cfg.DataRounds < 1 {
+		cfg.DataRounds = cfg.Rounds
+	}
 	for _, p := range cfg.Phases {
 		if !slices.Contains(AllPhases, p) {
 			return nil, fmt.Errorf("bench: unknown phase %q, want %v", p, AllPhases)
@@ -186,8 +220,11 @@ func Run(cfg RunConfig) (*Result, error) {
 	}
 	res := &Result{
 		Model: info.Name, Device: DeviceName(cfg.Device), Threads: cfg.Threads, Batch: cfg.Batch,
-		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP,
+		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP, FastImage: cfg.FastImage,
 		Optimizer: cfg.Optimizer, Warmup: cfg.Warmup, Steps: cfg.Steps, Rounds: cfg.Rounds,
+	}
+	if slices.Contains(cfg.Phases, PhaseData) {
+		res.DataSteps, res.DataRounds = cfg.DataSteps, cfg.DataRounds
 	}
 	if cfg.Torch != nil {
 		ti := cfg.Torch.Info
@@ -216,8 +253,9 @@ func (c *RunConfig) torchModelRequest() map[string]any {
 		"op": "model", "model": c.Model, "batch": c.Batch, "height": c.Height, "width": c.Width,
 		"frames": c.Frames, "classes": 7, "device": DeviceName(c.Device), "optimizer": c.Optimizer,
 		"amp": c.AMP, "threads": c.Threads, "seed": c.Seed,
-		"sgd":  map[string]float64{"lr": SGDLR, "momentum": SGDMomentum, "weight_decay": SGDWeightDecay},
-		"adam": map[string]float64{"lr": AdamLR},
+		"smallcnn_width": models.DefaultSmallCNNConfig(7).Width,
+		"sgd":            map[string]float64{"lr": SGDLR, "momentum": SGDMomentum, "weight_decay": SGDWeightDecay},
+		"adam":           map[string]float64{"lr": AdamLR},
 	}
 }
 
@@ -297,6 +335,9 @@ func finishPhase(cfg *RunConfig, pr *PhaseResult) error {
 		return err
 	}
 	pr.Ratio = Ratio(pr.Fer, pr.Torch)
+	if pr.Phase == PhaseData {
+		pr.Ratio = RatioMean(pr.Fer, pr.Torch)
+	}
 	if st, err := ReadProcStatus(); err == nil {
 		pr.FerPeakRSS = st.PeakRSS
 	}
@@ -352,7 +393,7 @@ func runDataPhase(cfg *RunConfig, res *Result) error {
 			return err
 		}
 		defer os.RemoveAll(dir)
-		n := FixtureCounts(cfg.Batch, max(cfg.Warmup, 1), cfg.Steps, cfg.Rounds)
+		n := FixtureCounts(cfg.Batch, max(cfg.Warmup, 1), cfg.DataSteps, cfg.DataRounds)
 		what := "images"
 		if clips {
 			what = fmt.Sprintf("clips of %d frames", cfg.Frames+cfg.Frames/2)
@@ -362,7 +403,7 @@ func runDataPhase(cfg *RunConfig, res *Result) error {
 			return err
 		}
 	}
-	dc := DataConfig{Clips: clips, Root: root, Size: cfg.Height, Frames: cfg.Frames, Batch: cfg.Batch, Workers: cfg.Workers, Device: cfg.Device, Seed: cfg.Seed}
+	dc := DataConfig{Clips: clips, Root: root, Size: cfg.Height, Frames: cfg.Frames, Batch: cfg.Batch, Workers: cfg.Workers, Device: cfg.Device, Seed: cfg.Seed, Fast: cfg.FastImage}
 	pipe, err := OpenDataPipe(dc)
 	if err != nil {
 		return err
@@ -389,13 +430,13 @@ func runDataPhase(cfg *RunConfig, res *Result) error {
 	}
 	_ = ResetPeakRSS()
 	skip := max(cfg.Warmup, 1)
-	cfg.logf("data: %d workers, %d fill + %d timed batches per round, %d rounds\n", cfg.Workers, skip, cfg.Steps, len(Chunks(cfg.Steps, cfg.Rounds)))
+	cfg.logf("data: %d workers, %d fill batches per round, %d timed batches in %d rounds\n", cfg.Workers, skip, cfg.DataSteps, len(Chunks(cfg.DataSteps, cfg.DataRounds)))
 	ferRun := func(_, n int) ([]float64, error) { return pipe.Run(skip, n) }
 	var tr side
 	if torchRun != nil {
 		tr = func(_, n int) ([]float64, error) { return torchRun(skip, n) }
 	}
-	if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.Steps, cfg.Rounds, skip, skip, ferRun, tr); err != nil {
+	if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.DataSteps, cfg.DataRounds, skip, skip, ferRun, tr); err != nil {
 		return fmt.Errorf("%s data: %w", cfg.Model, err)
 	}
 	if err := finishPhase(cfg, &pr); err != nil {

@@ -85,6 +85,24 @@ func (s Stats) Throughput(itemsPerStep int) float64 {
 	return float64(itemsPerStep) / s.Median
 }
 
+// Rate is items per second at the mean step time: the sustained rate of
+// a pipeline whose buffers hand out some batches at once (0 when the mean
+// is not positive).
+func (s Stats) Rate(itemsPerStep int) float64 {
+	if !(s.Mean > 0) {
+		return 0
+	}
+	return float64(itemsPerStep) / s.Mean
+}
+
+// RatioMean is a/b of two means; 0 when either is missing.
+func RatioMean(a, b Stats) float64 {
+	if a.N == 0 || b.N == 0 || !(b.Mean > 0) {
+		return 0
+	}
+	return a.Mean / b.Mean
+}
+
 // Ratio is a/b of two medians (fer time / PyTorch time: below 1 means
 // fer is faster); 0 when either is missing (JSON has no NaN).
 func Ratio(a, b Stats) float64 {

@@ -156,3 +156,21 @@ func TestInterleaveAlternatesAndWarms(t *testing.T) {
 		t.Errorf("fer only: %v %v %v %v", f, p, err, log)
 	}
 }
+
+func TestRateUsesMean(t *testing.T) {
+	s := Stats{N: 4, Median: 0.001, Mean: 0.5}
+	if r := s.Rate(10); r != 20 {
+		t.Errorf("rate %v, want 10/0.5 = 20", r)
+	}
+	if r := RatioMean(Stats{N: 1, Mean: 1}, Stats{N: 1, Mean: 4}); r != 0.25 {
+		t.Errorf("ratio of means %v", r)
+	}
+	p := PhaseResult{Phase: PhaseData, Items: 10, Fer: s, Torch: Stats{N: 4, Median: 1, Mean: 2}}
+	if p.Throughput(false) != 20 || p.Throughput(true) != 5 {
+		t.Errorf("data throughput %v / %v, want mean-based 20 / 5", p.Throughput(false), p.Throughput(true))
+	}
+	p.Phase = PhaseTrain
+	if p.Throughput(false) != 10000 {
+		t.Errorf("train throughput %v, want median-based", p.Throughput(false))
+	}
+}

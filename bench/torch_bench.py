@@ -74,23 +74,33 @@ class ConvBNReLU(nn.Module):
         return F.max_pool2d(x, 2, 2) if self.pool else x
 
 
-class SmallCNN(nn.Module):
-    """fer's models/smallcnn.go: stem, 4 conv-bn-relu blocks (3 pooled),
-    global average pool, dropout, fc."""
-
-    def __init__(self, num_classes=7, width=32, dropout=0.2):
+class SmallCNNStage(nn.Module):
+    def __init__(self, cin, cout, pool):
         super().__init__()
-        w = width
-        self.stem = ConvBNReLU(3, w, False)
-        self.block1 = ConvBNReLU(w, w, True)
-        self.block2 = ConvBNReLU(w, 2 * w, True)
-        self.block3 = ConvBNReLU(2 * w, 4 * w, True)
-        self.block4 = ConvBNReLU(4 * w, 4 * w, False)
-        self.dropout = dropout
-        self.fc = nn.Linear(4 * w, num_classes)
+        self.conv1 = ConvBNReLU(cin, cout, False)
+        self.conv2 = ConvBNReLU(cout, cout, pool)
 
     def forward(self, x):
-        for m in (self.stem, self.block1, self.block2, self.block3, self.block4):
+        return self.conv2(self.conv1(x))
+
+
+class SmallCNN(nn.Module):
+    """fer's models/smallcnn.go: pooled stem (W), three stages of two
+    conv-bn-relu units (2W, 4W, 8W; the first two pooled), global average
+    pool, dropout, fc. fercli sends fer's default width."""
+
+    def __init__(self, num_classes=7, width=24, dropout=0.2):
+        super().__init__()
+        w = width
+        self.stem = ConvBNReLU(3, w, True)
+        self.stage1 = SmallCNNStage(w, 2 * w, True)
+        self.stage2 = SmallCNNStage(2 * w, 4 * w, True)
+        self.stage3 = SmallCNNStage(4 * w, 8 * w, False)
+        self.dropout = dropout
+        self.fc = nn.Linear(8 * w, num_classes)
+
+    def forward(self, x):
+        for m in (self.stem, self.stage1, self.stage2, self.stage3):
             x = m(x)
         x = torch.flatten(F.adaptive_avg_pool2d(x, 1), 1)
         x = F.dropout(x, self.dropout, self.training)
@@ -216,7 +226,7 @@ class WithHead(nn.Module):
         return self.head(self.backbone(x))
 
 
-def build_model(name, classes, frames, size):
+def build_model(name, classes, frames, size, width=24):
     if name == "resnet18":
         return torchvision.models.resnet18(num_classes=classes)
     if name == "resnet50":
@@ -228,7 +238,7 @@ def build_model(name, classes, frames, size):
     if name == "effnet_b2":
         return ref_modules().TFEfficientNet(num_classes=classes)
     if name == "smallcnn":
-        return SmallCNN(classes)
+        return SmallCNN(classes, width)
     if name == "stt":
         return STT(classes, frames=frames, image_size=size)
     raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn)" % name)
@@ -267,7 +277,7 @@ class ModelBench:
         self.device = torch.device(dev)
         name, frames = req["model"], int(req.get("frames", 0))
         h, w = int(req["height"]), int(req["width"])
-        self.model = build_model(name, int(req.get("classes", 7)), frames, h).to(self.device)
+        self.model = build_model(name, int(req.get("classes", 7)), frames, h, int(req.get("smallcnn_width", 24))).to(self.device)
         torch.set_num_threads(int(req["threads"]))  # make_fixtures sets it on import
         b = int(req["batch"])
         shape = (b, frames, 3, h, w) if frames > 0 else (b, 3, h, w)

@@ -1,6 +1,7 @@
 package fer
 
 import (
+	"github.com/fer-research/fer/internal/testenv"
 	"os"
 	"runtime"
 	"testing"
@@ -10,7 +11,7 @@ import (
 // thread (libtorch's grad mode is per thread; GOTCH.md) and sets up the
 // runtime once. Add no other TestMain to this package.
 func TestMain(m *testing.M) {
-	PassiveOMPForTests()
+	testenv.PassiveOMP()
 	// all torch work on one OS thread (GOTCH.md)
 	runtime.LockOSThread()
 	if _, err := Setup(RuntimeOptions{Device: "cpu", Seed: 1}); err != nil {

@@ -3,6 +3,7 @@ package models
 import (
 	"encoding/json"
 	"fmt"
+	"github.com/fer-research/fer/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -21,6 +22,7 @@ import (
 // GOTCH.md) and sets up the runtime once. Add no other TestMain to this
 // package.
 func TestMain(m *testing.M) {
+	testenv.PassiveOMP()
 	runtime.LockOSThread()
 	if _, err := fer.Setup(fer.RuntimeOptions{Device: "cpu", Seed: 1}); err != nil {
 		fmt.Fprintln(os.Stderr, err)

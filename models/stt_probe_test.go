@@ -5,6 +5,7 @@ import (
 	"math/rand/v2"
 	"os"
 	"strconv"
+	"strings"
 	"testing"
 	"time"
 
@@ -37,7 +38,7 @@ func TestSTTProbeLearn(t *testing.T) {
 	size, frames, bs := envInt("SIZE", 48), envInt("FRAMES", 8), envInt("BS", 12)
 	ntr, nte, steps := envInt("NTR", 420), envInt("NTE", 140), envInt("STEPS", 300)
 	st := time.Now()
-	train, _, test, err := synth.GenerateSplits(synth.Config{Size: size, Frames: frames, Seed: 1, Balanced: true, Noise: envF("NOISE", 0)}, ntr, 0, nte)
+	train, _, test, err := synth.GenerateSplits(synth.Config{Size: size, Frames: frames, Seed: 1, Balanced: true, Noise: envF("NOISE", 0), Classes: envClasses()}, ntr, 0, nte)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -147,3 +148,16 @@ func TestSTTProbeLearn(t *testing.T) {
 }
 
 func fer_rand(s int) *rand.Rand { return rand.New(rand.NewPCG(uint64(s), 1)) }
+
+func envClasses() []int {
+	v := os.Getenv("CLASSES")
+	if v == "" {
+		return nil
+	}
+	var out []int
+	for _, f := range strings.Split(v, ",") {
+		n, _ := strconv.Atoi(f)
+		out = append(out, n)
+	}
+	return out
+}

@@ -56,10 +56,13 @@ var benchFlags = []cli.Flag{
 	&cli.IntFlag{Name: "steps", Value: 10, Usage: "timed steps per phase"},
 	&cli.IntFlag{Name: "warmup", Value: 3, Usage: "untimed warm-up steps (and data-pipeline fill batches per round)"},
 	&cli.IntFlag{Name: "rounds", Value: 5, Usage: "split the timed steps into this many rounds, alternating fer and PyTorch"},
+	&cli.IntFlag{Name: "data-steps", Value: 40, Usage: "timed batches of the data pipeline (many: prefetch buffers hide single batches)"},
+	&cli.IntFlag{Name: "data-rounds", Value: 2, Usage: "rounds of the data-pipeline measurement"},
 	&cli.StringFlag{Name: "phases", Value: "forward,train,data", Usage: "comma-separated subset of forward, train, data"},
 	&cli.IntFlag{Name: "workers", Usage: "data-pipeline workers, both frameworks (0: one per core)"},
 	&cli.StringFlag{Name: "optimizer", Usage: "override the recipe's optimizer: sgd or adam"},
 	&cli.BoolFlag{Name: "amp", Usage: "mixed precision: forward and loss under autocast (bfloat16 on CPU, float16 on CUDA)"},
+	&cli.BoolFlag{Name: "fast-image", Usage: "data phase with data/imgfast (libjpeg-turbo decode + two-pass resampler) instead of the data package's image/jpeg + x/image/draw"},
 	&cli.BoolFlag{Name: "compare", Usage: "run PyTorch side by side and print fer/PyTorch ratios"},
 	&cli.StringFlag{Name: "python", Value: bench.DefaultPython, Usage: "Python with PyTorch for --compare"},
 	&cli.StringFlag{Name: "torch-script", Usage: "path of torch_bench.py (default: bench/torch_bench.py of the repository around the working directory)"},
@@ -191,6 +194,7 @@ func benchAction(c *cli.Context) error {
 		Model: info.Name, Batch: info.Batch, Height: info.Size, Width: info.Size, Frames: info.Frames,
 		Device: dev, Optimizer: c.String("optimizer"), AMP: c.Bool("amp"),
 		Warmup: c.Int("warmup"), Steps: c.Int("steps"), Rounds: c.Int("rounds"),
+		DataSteps: c.Int("data-steps"), DataRounds: c.Int("data-rounds"), FastImage: c.Bool("fast-image"),
 		Workers: workers, Seed: rt.Seed, Threads: rt.Threads, Log: os.Stderr,
 	}
 	if b := c.Int("batch"); b > 0 {
@@ -259,7 +263,7 @@ func ensureFixture(dir string, cfg bench.RunConfig) (string, error) {
 	if _, err := os.Stat(root); err == nil {
 		return root, nil
 	}
-	n := bench.FixtureCounts(cfg.Batch, max(cfg.Warmup, 1), cfg.Steps, cfg.Rounds)
+	n := bench.FixtureCounts(cfg.Batch, max(cfg.Warmup, 1), cfg.DataSteps, cfg.DataRounds)
 	fmt.Fprintf(os.Stderr, "writing data fixture in %s\n", root)
 	return bench.WriteFixture(dir, clips, n, cfg.Frames, cfg.Seed)
 }

@@ -3,6 +3,7 @@ package main
 import (
 	"bytes"
 	"encoding/json"
+	"github.com/fer-research/fer/internal/testenv"
 	"os"
 	"os/exec"
 	"path/filepath"
@@ -20,6 +21,7 @@ import (
 // TestMain lets the test binary act as fercli itself (FERCLI_RUN_MAIN=1),
 // so the end-to-end tests run the real main, flags and exit codes.
 func TestMain(m *testing.M) {
+	testenv.PassiveOMP()
 	if os.Getenv("FERCLI_RUN_MAIN") == "1" {
 		main()
 		os.Exit(0)

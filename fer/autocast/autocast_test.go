@@ -1,6 +1,7 @@
 package autocast
 
 import (
+	"github.com/fer-research/fer/internal/testenv"
 	"math"
 	"os"
 	"runtime"
@@ -11,6 +12,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.PassiveOMP()
 	runtime.LockOSThread() // autocast and grad mode are per OS thread
 	os.Exit(m.Run())
 }

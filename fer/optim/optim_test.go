@@ -2,6 +2,7 @@ package optim
 
 import (
 	"encoding/json"
+	"github.com/fer-research/fer/internal/testenv"
 	"math"
 	"os"
 	"os/exec"
@@ -14,6 +15,7 @@ import (
 )
 
 func TestMain(m *testing.M) {
+	testenv.PassiveOMP()
 	runtime.LockOSThread() // libtorch grad mode is per OS thread (GOTCH.md)
 	os.Exit(m.Run())
 }

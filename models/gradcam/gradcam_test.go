@@ -2,6 +2,7 @@ package gradcam
 
 import (
 	"fmt"
+	"github.com/fer-research/fer/internal/testenv"
 	"math"
 	"os"
 	"runtime"
@@ -20,6 +21,7 @@ import (
 // TestMain locks the OS thread (libtorch's grad mode is per thread;
 // GOTCH.md) and sets up the runtime once.
 func TestMain(m *testing.M) {
+	testenv.PassiveOMP()
 	runtime.LockOSThread()
 	if _, err := fer.Setup(fer.RuntimeOptions{Device: "cpu", Seed: 1}); err != nil {
 		fmt.Fprintln(os.Stderr, err)
