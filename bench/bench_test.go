@@ -18,6 +18,7 @@ import (
 	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/data/synth"
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/ts"
 )
 
 func fixtureJPEG(b *testing.B) ([]byte, image.Image) {
@@ -127,3 +128,88 @@ func BenchmarkSmallCNNTrainStep(b *testing.B) { benchStep(b, "smallcnn", 32, 48,
 func BenchmarkResNet18Forward(b *testing.B)   { benchStep(b, "resnet18", 16, 112, 0, false) }
 func BenchmarkResNet18TrainStep(b *testing.B) { benchStep(b, "resnet18", 16, 112, 0, true) }
 func BenchmarkSTTTrainStep(b *testing.B)      { benchStep(b, "stt", 2, 112, 16, true) }
+
+// BenchmarkTinyOp is the per-op cost of gotch on a one-element tensor
+// (cgo call, error check, Go Tensor wrapper, drop): the overhead every
+// layer call pays on top of libtorch. Compare PyTorch's torch.relu on a
+// one-element tensor (bench/RESULTS.md). B/op shows gotch's 100 KB
+// bigStruct that every Go Tensor carries.
+func BenchmarkTinyOp(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	x, err := ts.Ones([]int64{1}, gotch.Float, gotch.CPU)
+	if err != nil {
+		b.Fatal(err)
+	}
+	defer x.MustDrop()
+	b.ReportAllocs()
+	for b.Loop() {
+		y, err := x.Relu(false)
+		if err != nil {
+			b.Fatal(err)
+		}
+		y.MustDrop()
+	}
+}
+
+// BenchmarkEffNetB2ForwardBatch1 shows the Go-side allocation of a
+// many-layer forward pass (B/op).
+func BenchmarkEffNetB2ForwardBatch1(b *testing.B) {
+	b.ReportAllocs()
+	benchStep(b, "effnet_b2", 1, 64, 0, false)
+}
+
+// optimizerTarget is a model after one training step (gradients and
+// momentum buffers exist), for timing the optimiser alone.
+func optimizerTarget(b *testing.B, model string) *Target {
+	t, err := NewTarget(TargetConfig{Model: model, Batch: 2, Height: 32, Width: 32, Device: gotch.CPU})
+	if err != nil {
+		b.Fatal(err)
+	}
+	if err := t.TrainStep(); err != nil {
+		b.Fatal(err)
+	}
+	return t
+}
+
+// BenchmarkSGDStepResNet50 is fer/optim's SGD update (momentum 0.9,
+// weight decay 1e-4) of ResNet-50's 23.5 M parameters; compare
+// torch.optim.SGD.step() (bench/RESULTS.md).
+func BenchmarkSGDStepResNet50(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := optimizerTarget(b, "resnet50")
+	defer t.Close()
+	for b.Loop() {
+		if err := t.Opt.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGradNormResNet50 is the global gradient norm fer.DefaultStep
+// computes every step (a plain PyTorch loop does not).
+func BenchmarkGradNormResNet50(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := optimizerTarget(b, "resnet50")
+	defer t.Close()
+	for b.Loop() {
+		if _, err := t.Opt.GradNorm(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkZeroGradResNet50 is fer/optim's in-place zero_grad.
+func BenchmarkZeroGradResNet50(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := optimizerTarget(b, "resnet50")
+	defer t.Close()
+	for b.Loop() {
+		if err := t.Opt.ZeroGrad(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
