@@ -35,7 +35,7 @@ func WriteReport(w io.Writer, r *Result) error {
 		fmt.Fprintf(w, "PyTorch %s (torchvision %s, python %s, %d threads)\n", r.Torch.Torch, r.Torch.Torchvision, r.Torch.Python, r.Torch.Threads)
 	}
 	tw := tabwriter.NewWriter(w, 0, 0, 2, ' ', tabwriter.AlignRight)
-	fmt.Fprintln(tw, "phase\tframework\tmedian\tmin\tmax\tthroughput\tpeak RSS\tratio fer/pt\t")
+	fmt.Fprintln(tw, "phase\tframework\tmedian\tmin\tmax\tthroughput\tpeak RSS\tratio fer/pt\tof mins\t")
 	for _, p := range r.Phases {
 		unit := p.Unit + "/s"
 		gpu := func(b int64) string {
@@ -44,10 +44,10 @@ func WriteReport(w io.Writer, r *Result) error {
 			}
 			return " (GPU " + MiB(b) + ")"
 		}
-		fmt.Fprintf(tw, "%s\tfer\t%s\t%s\t%s\t%.1f %s\t%s%s\t%s\t\n", p.Phase, fmtSec(p.Fer.Median), fmtSec(p.Fer.Min), fmtSec(p.Fer.Max),
-			p.Throughput(false), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio))
+		fmt.Fprintf(tw, "%s\tfer\t%s\t%s\t%s\t%.1f %s\t%s%s\t%s\t%s\t\n", p.Phase, fmtSec(p.Fer.Median), fmtSec(p.Fer.Min), fmtSec(p.Fer.Max),
+			p.Throughput(false), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio), fmtRatio(p.RatioMin))
 		if p.Torch.N > 0 {
-			fmt.Fprintf(tw, "\tpytorch\t%s\t%s\t%s\t%.1f %s\t%s%s\t\t\n", fmtSec(p.Torch.Median), fmtSec(p.Torch.Min), fmtSec(p.Torch.Max),
+			fmt.Fprintf(tw, "\tpytorch\t%s\t%s\t%s\t%.1f %s\t%s%s\t\t\t\n", fmtSec(p.Torch.Median), fmtSec(p.Torch.Min), fmtSec(p.Torch.Max),
 				p.Throughput(true), unit, MiB(p.TorchPeakRSS), gpu(p.TorchGPU))
 		}
 	}
@@ -83,11 +83,12 @@ func fmtSec(s float64) string {
 }
 
 // WriteSummary prints a Markdown table with one row per run: median step
-// times of both frameworks and their ratio for each phase.
+// times of both frameworks and their ratio for each phase, the ratio of
+// the fastest steps in parentheses (data: of the mean batch times).
 func WriteSummary(w io.Writer, rs []*Result) error {
 	var b strings.Builder
-	b.WriteString("| model | batch | input | amp | forward fer | forward PyTorch | ratio | train fer | train PyTorch | ratio | data fer | data PyTorch | ratio |\n")
-	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
+	b.WriteString("| model | threads | batch | input | amp | forward fer | forward PyTorch | ratio | train fer | train PyTorch | ratio | data fer | data PyTorch | ratio |\n")
+	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rs {
 		in := fmt.Sprintf("%d×%d", r.Height, r.Width)
 		if r.Frames > 0 {
@@ -97,7 +98,7 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 		if r.FastImage {
 			model += " (imgfast)"
 		}
-		fmt.Fprintf(&b, "| %s | %d | %s | %v |", model, r.Batch, in, r.AMP)
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %v |", model, r.Threads, r.Batch, in, r.AMP)
 		for _, name := range AllPhases {
 			p := r.Phase(name)
 			if p == nil {
@@ -105,19 +106,27 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 				continue
 			}
 			if name == PhaseData {
-				fmt.Fprintf(&b, " %.0f %s/s | %s | %s |", p.Throughput(false), p.Unit, torchThroughput(p), fmtRatio(p.Ratio))
+				fmt.Fprintf(&b, " %.0f %s/s | %s | %s |", p.Throughput(false), p.Unit, torchThroughput(p), ratioCell(p))
 				continue
 			}
 			tt := "–"
 			if p.Torch.N > 0 {
 				tt = fmtSec(p.Torch.Median)
 			}
-			fmt.Fprintf(&b, " %s | %s | %s |", fmtSec(p.Fer.Median), tt, fmtRatio(p.Ratio))
+			fmt.Fprintf(&b, " %s | %s | %s |", fmtSec(p.Fer.Median), tt, ratioCell(p))
 		}
 		b.WriteString("\n")
 	}
 	_, err := io.WriteString(w, b.String())
 	return err
+}
+
+// ratioCell is "median ratio (ratio of minimums)".
+func ratioCell(p *PhaseResult) string {
+	if p.RatioMin > 0 {
+		return fmtRatio(p.Ratio) + " (" + fmtRatio(p.RatioMin) + ")"
+	}
+	return fmtRatio(p.Ratio)
 }
 
 func torchThroughput(p *PhaseResult) string {

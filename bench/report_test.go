@@ -29,7 +29,7 @@ func TestWriteSummaryRow(t *testing.T) {
 		t.Fatalf("%d lines:\n%s", len(lines), b.String())
 	}
 	// forward 100 ms vs 125 ms; no train phase; data 16/0.02 = 800 vs 400 images/s.
-	want := "| resnet18 | 16 | 112×112 | false | 100.0 ms | 125.0 ms | 0.80 | | | | 800 images/s | 400 images/s | 0.50 |"
+	want := "| resnet18 | 2 | 16 | 112×112 | false | 100.0 ms | 125.0 ms | 0.80 | | | | 800 images/s | 400 images/s | 0.50 |"
 	if lines[2] != want {
 		t.Errorf("row\n%s\nwant\n%s", lines[2], want)
 	}

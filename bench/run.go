@@ -74,6 +74,9 @@ type PhaseResult struct {
 	// for the data phase the ratio of the mean batch times (see
 	// Throughput).
 	Ratio float64 `json:"ratio"`
+	// RatioMin is the ratio of the fastest steps: a second view that
+	// background load (which only ever adds time) disturbs less.
+	RatioMin float64 `json:"ratio_min"`
 	// Peak resident memory of each process during the phase (VmHWM after
 	// a reset; PyTorch's DataLoader workers are separate processes and
 	// not included), and device memory (-1: not available).
@@ -337,6 +340,9 @@ func finishPhase(cfg *RunConfig, pr *PhaseResult) error {
 	pr.Ratio = Ratio(pr.Fer, pr.Torch)
 	if pr.Phase == PhaseData {
 		pr.Ratio = RatioMean(pr.Fer, pr.Torch)
+	}
+	if pr.Fer.N > 0 && pr.Torch.N > 0 && pr.Torch.Min > 0 {
+		pr.RatioMin = pr.Fer.Min / pr.Torch.Min
 	}
 	if st, err := ReadProcStatus(); err == nil {
 		pr.FerPeakRSS = st.PeakRSS
