@@ -45,7 +45,7 @@ func WriteReport(w io.Writer, r *Result) error {
 			return " (GPU " + MiB(b) + ")"
 		}
 		fmt.Fprintf(tw, "%s\tfer\t%s\t%s\t%s\t%.1f %s\t%s%s\t%s\t%s\t\n", p.Phase, fmtSec(p.Fer.Median), fmtSec(p.Fer.Min), fmtSec(p.Fer.Max),
-			p.Throughput(false), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio), fmtRatio(p.RatioMin))
+			p.Throughput(false), unit, MiB(p.FerPeakRSS), gpu(p.FerGPU), fmtRatio(p.Ratio), minRatio(p))
 		if p.Torch.N > 0 {
 			fmt.Fprintf(tw, "\tpytorch\t%s\t%s\t%s\t%.1f %s\t%s%s\t\t\t\n", fmtSec(p.Torch.Median), fmtSec(p.Torch.Min), fmtSec(p.Torch.Max),
 				p.Throughput(true), unit, MiB(p.TorchPeakRSS), gpu(p.TorchGPU))
@@ -121,9 +121,16 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 	return err
 }
 
+func minRatio(p PhaseResult) string {
+	if p.Phase == PhaseData {
+		return "–"
+	}
+	return fmtRatio(p.RatioMin)
+}
+
 // ratioCell is "median ratio (ratio of minimums)".
 func ratioCell(p *PhaseResult) string {
-	if p.RatioMin > 0 {
+	if p.RatioMin > 0 && p.Phase != PhaseData {
 		return fmtRatio(p.Ratio) + " (" + fmtRatio(p.RatioMin) + ")"
 	}
 	return fmtRatio(p.Ratio)

@@ -341,7 +341,9 @@ func finishPhase(cfg *RunConfig, pr *PhaseResult) error {
 	if pr.Phase == PhaseData {
 		pr.Ratio = RatioMean(pr.Fer, pr.Torch)
 	}
-	if pr.Fer.N > 0 && pr.Torch.N > 0 && pr.Torch.Min > 0 {
+	// (Not for the data phase: its fastest batches are the ones already
+	// waiting in a prefetch buffer.)
+	if pr.Phase != PhaseData && pr.Fer.N > 0 && pr.Torch.N > 0 && pr.Torch.Min > 0 {
 		pr.RatioMin = pr.Fer.Min / pr.Torch.Min
 	}
 	if st, err := ReadProcStatus(); err == nil {
