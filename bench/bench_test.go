@@ -213,3 +213,30 @@ func BenchmarkZeroGradResNet50(b *testing.B) {
 		}
 	}
 }
+
+// BenchmarkSGDStepVGG16 is the SGD update of VGG-16's 134 M parameters
+// (fc6 alone is 103 M), where fer's weight-decay temporaries show.
+func BenchmarkSGDStepVGG16(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := optimizerTarget(b, "vgg16")
+	defer t.Close()
+	for b.Loop() {
+		if err := t.Opt.Step(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}
+
+// BenchmarkGradNormVGG16: see BenchmarkGradNormResNet50.
+func BenchmarkGradNormVGG16(b *testing.B) {
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t := optimizerTarget(b, "vgg16")
+	defer t.Close()
+	for b.Loop() {
+		if _, err := t.Opt.GradNorm(); err != nil {
+			b.Fatal(err)
+		}
+	}
+}

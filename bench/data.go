@@ -28,8 +28,6 @@ type DataConfig struct {
 	Workers int
 	Device  gotch.Device
 	Seed    int64
-	// Fast swaps in data/imgfast's decoder and resampler (fastdata.go).
-	Fast bool
 }
 
 // SegmentsFor is the segment sampler that yields frames frames: 2 frames
@@ -62,18 +60,12 @@ func OpenDataPipe(cfg DataConfig) (*DataPipe, error) {
 			return nil, err
 		}
 		ds = d
-		if cfg.Fast {
-			ds = &fastClips{clips: d.Clips, sampler: SegmentsFor(cfg.Frames), size: cfg.Size}
-		}
 	} else {
 		d, err := OpenImageFolder(cfg.Root, t)
 		if err != nil {
 			return nil, err
 		}
 		ds = d
-		if cfg.Fast {
-			ds = &fastImages{items: d.Items, size: cfg.Size}
-		}
 	}
 	l, err := data.NewLoader(ds, data.LoaderConfig{
 		BatchSize: cfg.Batch, Workers: cfg.Workers, Shuffle: true, DropLast: true, Train: true, Seed: cfg.Seed,

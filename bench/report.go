@@ -55,10 +55,7 @@ func WriteReport(w io.Writer, r *Result) error {
 		return err
 	}
 	if r.Phase(PhaseData) != nil {
-		impl := "fer's data package (image/jpeg + x/image/draw)"
-		if r.FastImage {
-			impl = "data/imgfast (libjpeg-turbo + two-pass resampler)"
-		}
+		impl := "fer's data package (libjpeg-turbo decode + Pillow-exact resampling, data/imaging)"
 		fmt.Fprintf(w, "data: %s, %d workers, %d timed batches in %d rounds; throughput and ratio from the mean batch time (the sustained rate: prefetching hands out some batches at once)\n",
 			impl, r.Workers, r.DataSteps, len(Chunks(r.DataSteps, r.DataRounds)))
 	}
@@ -95,9 +92,6 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 			in = fmt.Sprintf("%d×%s", r.Frames, in)
 		}
 		model := r.Model
-		if r.FastImage {
-			model += " (imgfast)"
-		}
 		fmt.Fprintf(&b, "| %s | %d | %d | %s | %v |", model, r.Threads, r.Batch, in, r.AMP)
 		for _, name := range AllPhases {
 			p := r.Phase(name)

@@ -43,9 +43,6 @@ type RunConfig struct {
 	DataSteps, DataRounds int
 	// Workers for the data pipeline (both frameworks).
 	Workers int
-	// FastImage runs fer's data pipeline with data/imgfast's decoder and
-	// resampler (a preview of the proposed data/transform.go change).
-	FastImage bool
 	// DataRoot is an existing fixture; empty: one is written to a
 	// temporary directory and removed afterwards.
 	DataRoot string
@@ -96,7 +93,6 @@ type Result struct {
 	Width       int           `json:"width"`
 	Frames      int           `json:"frames,omitempty"`
 	Workers     int           `json:"workers"`
-	FastImage   bool          `json:"fast_image,omitempty"`
 	AMP         bool          `json:"amp"`
 	Optimizer   string        `json:"optimizer"`
 	Warmup      int           `json:"warmup"`
@@ -223,7 +219,7 @@ func Run(cfg RunConfig) (*Result, error) {
 	}
 	res := &Result{
 		Model: info.Name, Device: DeviceName(cfg.Device), Threads: cfg.Threads, Batch: cfg.Batch,
-		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP, FastImage: cfg.FastImage,
+		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP,
 		Optimizer: cfg.Optimizer, Warmup: cfg.Warmup, Steps: cfg.Steps, Rounds: cfg.Rounds,
 	}
 	if slices.Contains(cfg.Phases, PhaseData) {
@@ -411,7 +407,7 @@ func runDataPhase(cfg *RunConfig, res *Result) error {
 			return err
 		}
 	}
-	dc := DataConfig{Clips: clips, Root: root, Size: cfg.Height, Frames: cfg.Frames, Batch: cfg.Batch, Workers: cfg.Workers, Device: cfg.Device, Seed: cfg.Seed, Fast: cfg.FastImage}
+	dc := DataConfig{Clips: clips, Root: root, Size: cfg.Height, Frames: cfg.Frames, Batch: cfg.Batch, Workers: cfg.Workers, Device: cfg.Device, Seed: cfg.Seed}
 	pipe, err := OpenDataPipe(dc)
 	if err != nil {
 		return err

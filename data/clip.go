@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"sort"
 	"strings"
+
+	"github.com/fer-research/fer/data/imaging"
 )
 
 // Clip is one video sample: a folder of frame images (sorted by file
@@ -201,9 +203,11 @@ func (d *ClipDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 		return Sample{}, fmt.Errorf("%s: training-mode Load needs a random generator", d.Name)
 	}
 	c := d.Clips[i]
+	buf := getBuffers()
+	defer putBuffers(buf)
 	var (
 		n     int
-		frame func(k int) (image.Image, string, error)
+		frame func(k int) (*imaging.RGB, string, error)
 	)
 	if isVideoFile(c.Path) {
 		v, err := decodeVideo(c.Path, d.opts.VideoShortSide)
@@ -211,7 +215,7 @@ func (d *ClipDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 			return Sample{}, fmt.Errorf("clip %s: %w", c.ID, err)
 		}
 		n = v.len()
-		frame = func(k int) (image.Image, string, error) {
+		frame = func(k int) (*imaging.RGB, string, error) {
 			return v.frame(k), fmt.Sprintf("%s frame %d", c.Path, k), nil
 		}
 	} else {
@@ -220,9 +224,9 @@ func (d *ClipDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 			return Sample{}, fmt.Errorf("clip %s: %w", c.ID, err)
 		}
 		n = len(files)
-		frame = func(k int) (image.Image, string, error) {
-			img, err := decodeImageFile(files[k])
-			return img, files[k], err
+		frame = func(k int) (*imaging.RGB, string, error) {
+			err := decodeImageFile(files[k], &buf.rgb)
+			return &buf.rgb, files[k], err
 		}
 	}
 	if n == 0 {
@@ -233,7 +237,11 @@ func (d *ClipDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 	s := t.Size
 	per := 3 * s * s
 	out := make([]float32, len(idx)*per)
-	var p plan
+	lut := t.lut()
+	var (
+		w, h int
+		r    *imaging.Resampler
+	)
 	first := map[int]int{} // frame index → first output slot holding it
 	for j, k := range idx {
 		dst := out[j*per : (j+1)*per]
@@ -246,13 +254,19 @@ func (d *ClipDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 		if err != nil {
 			return Sample{}, fmt.Errorf("clip %s: %w", c.ID, err)
 		}
-		b := img.Bounds()
 		if j == 0 {
-			p = t.newPlan(b.Dx(), b.Dy(), train, rng)
-		} else if b.Dx() != p.w || b.Dy() != p.h {
-			return Sample{}, fmt.Errorf("clip %s: frame %s is %dx%d but the clip's first sampled frame is %dx%d (all frames of a clip must have one size)", c.ID, name, b.Dx(), b.Dy(), p.w, p.h)
+			// One crop/flip decision for the whole clip.
+			w, h = img.W, img.H
+			full := image.Rect(0, 0, w, h)
+			if r, err = t.resampler(w, h, full, t.newPlan(w, h, train, rng)); err != nil {
+				return Sample{}, fmt.Errorf("clip %s: %w", c.ID, err)
+			}
+		} else if img.W != w || img.H != h {
+			return Sample{}, fmt.Errorf("clip %s: frame %s is %dx%d but the clip's first sampled frame is %dx%d (all frames of a clip must have one size)", c.ID, name, img.W, img.H, w, h)
 		}
-		t.apply(img, p, dst)
+		if err := r.Apply(img, lut, dst, &buf.scratch); err != nil {
+			return Sample{}, fmt.Errorf("clip %s: %s: %w", c.ID, name, err)
+		}
 	}
 	return Sample{ID: c.ID, Label: c.Label, Data: out, Shape: d.SampleShape()}, nil
 }

@@ -4,6 +4,8 @@ import (
 	"fmt"
 	"image"
 	"math/rand/v2"
+
+	"github.com/fer-research/fer/data/imaging"
 )
 
 // ImageItem is one still-image sample.
@@ -82,37 +84,41 @@ func (d *ImageDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 		return Sample{}, fmt.Errorf("%s: training-mode Load needs a random generator", d.Name)
 	}
 	it := d.Items[i]
-	img := it.Pixels
-	if img == nil {
-		var err error
-		if img, err = decodeImageFile(it.Path); err != nil {
-			return Sample{}, fmt.Errorf("%s: %w", d.Name, err)
-		}
+	buf := getBuffers()
+	defer putBuffers(buf)
+	src := &buf.rgb
+	if it.Pixels != nil {
+		imaging.FromImage(it.Pixels, src)
+	} else if err := decodeImageFile(it.Path, src); err != nil {
+		return Sample{}, fmt.Errorf("%s: %w", d.Name, err)
 	}
+	region := image.Rect(0, 0, src.W, src.H)
 	if !it.Box.Empty() {
-		b := it.Box.Add(img.Bounds().Min).Intersect(img.Bounds())
-		sub, ok := img.(interface {
-			SubImage(image.Rectangle) image.Image
-		})
-		if b.Empty() || !ok {
-			return Sample{}, fmt.Errorf("%s: face box %v of %s lies outside the %dx%d image (are these already-cropped faces? then leave the face box off)", d.Name, it.Box, it.ID, img.Bounds().Dx(), img.Bounds().Dy())
+		b := it.Box.Intersect(region)
+		if b.Empty() {
+			return Sample{}, fmt.Errorf("%s: face box %v of %s lies outside the %dx%d image (are these already-cropped faces? then leave the face box off)", d.Name, it.Box, it.ID, src.W, src.H)
 		}
-		img = sub.SubImage(b)
+		region = b
 	}
 	out := make([]float32, 3*d.t.Size*d.t.Size)
-	b := img.Bounds()
-	d.t.apply(img, d.t.newPlan(b.Dx(), b.Dy(), train, rng), out)
+	if err := d.t.apply(src, region, d.t.newPlan(region.Dx(), region.Dy(), train, rng), out); err != nil {
+		return Sample{}, fmt.Errorf("%s: %s: %w", d.Name, it.ID, err)
+	}
 	return Sample{ID: it.ID, Label: it.Label, Data: out, Shape: d.SampleShape()}, nil
 }
 
 // Preprocess applies the test-mode transform to one image: the model input
 // for a single picture ([3, Size, Size] float32), e.g. for prediction.
 func (d *ImageDataset) Preprocess(img image.Image) ([]float32, error) {
-	b := img.Bounds()
-	if b.Empty() {
+	if img.Bounds().Empty() {
 		return nil, fmt.Errorf("%s: empty image", d.Name)
 	}
+	var src imaging.RGB
+	imaging.FromImage(img, &src)
+	region := image.Rect(0, 0, src.W, src.H)
 	out := make([]float32, 3*d.t.Size*d.t.Size)
-	d.t.apply(img, d.t.newPlan(b.Dx(), b.Dy(), false, nil), out)
+	if err := d.t.apply(&src, region, d.t.newPlan(src.W, src.H, false, nil), out); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
 	return out, nil
 }

@@ -8,6 +8,8 @@ import (
 	"slices"
 	"strings"
 	"testing"
+
+	"github.com/fer-research/fer/data/imaging"
 )
 
 func TestOpenRAFDB(t *testing.T) {
@@ -37,18 +39,23 @@ func TestOpenRAFDB(t *testing.T) {
 	if got := te.SampleShape(); !slices.Equal(got, []int{3, 112, 112}) {
 		t.Errorf("default size: %v", got)
 	}
-	// Preprocess (for predicting one picture) equals the test transform.
-	p, err := tr.Preprocess(pattern(10, 10))
+	// Preprocess (for predicting one picture) of the decoded file equals
+	// the test transform of Load.
+	var dec imaging.RGB
+	if err := imaging.DecodeFile(filepath.Join(root, "Image", "aligned", "train_00001_aligned.jpg"), &dec); err != nil {
+		t.Fatal(err)
+	}
+	pic := image.NewNRGBA(image.Rect(0, 0, dec.W, dec.H))
+	for i := range dec.W * dec.H {
+		copy(pic.Pix[4*i:4*i+3], dec.Pix[3*i:3*i+3])
+		pic.Pix[4*i+3] = 255
+	}
+	p, err := tr.Preprocess(pic)
 	if err != nil {
 		t.Fatal(err)
 	}
-	if len(p) != len(s.Data) {
-		t.Fatal("preprocess size")
-	}
-	for i := range p { // the stored JPEG differs slightly from the pattern
-		if math.Abs(float64(p[i]-s.Data[i])) > 0.05 {
-			t.Fatalf("preprocess value %d = %v, load %v", i, p[i], s.Data[i])
-		}
+	if !slices.Equal(p, s.Data) {
+		t.Fatalf("preprocess %v\nload %v", p[:8], s.Data[:8])
 	}
 
 	writeFile(t, filepath.Join(root, "EmoLabel", "list_patition_label.txt"), list+"train_00009.jpg 3\n")
@@ -96,10 +103,15 @@ func TestOpenAffectNet(t *testing.T) {
 	// The face box is cut out before resizing: sample 0 equals loading a
 	// 20×20 crop of the image.
 	s, _ := d8.Load(0, nil, false)
-	img, _ := decodeImageFile(filepath.Join(imgs, "1", "a.jpg"))
+	var img imaging.RGB
+	if err := decodeImageFile(filepath.Join(imgs, "1", "a.jpg"), &img); err != nil {
+		t.Fatal(err)
+	}
 	want := make([]float32, len(s.Data))
 	tr := d8.Transform()
-	tr.apply(img, plan{crop: image.Rect(10, 5, 30, 25)}, want)
+	if err := tr.apply(&img, image.Rect(0, 0, img.W, img.H), plan{crop: image.Rect(10, 5, 30, 25)}, want); err != nil {
+		t.Fatal(err)
+	}
 	if !slices.Equal(s.Data, want) {
 		t.Error("face box not applied")
 	}

@@ -3,13 +3,11 @@ package data
 import (
 	"fmt"
 	"image"
-	_ "image/jpeg" // decoders for image.Decode
-	_ "image/png"
 	"math"
 	"math/rand/v2"
-	"os"
+	"sync"
 
-	"golang.org/x/image/draw"
+	"github.com/fer-research/fer/data/imaging"
 )
 
 // Transform turns a decoded image (or every frame of a clip) into model
@@ -23,10 +21,10 @@ import (
 // GroupRandomHorizontalFlip; for a clip ONE crop and ONE flip decision is
 // drawn and applied to every frame.
 //
-// Resampling is golang.org/x/image/draw's BiLinear kernel, which like
-// PIL's BILINEAR (what Former-DFER's PIL transforms use) widens its
-// support when shrinking, so downscaling is antialiased; we use it rather
-// than hand-writing a resampler.
+// Decoding (libjpeg-turbo) and resampling (Pillow's BILINEAR, antialiased
+// when shrinking) are data/imaging's, which reproduces the PIL pipeline
+// Former-DFER and torchvision use bit for bit: the same file gives the
+// same input tensor in fer and in PyTorch.
 type Transform struct {
 	// Size is the output side length (default 112).
 	Size int
@@ -132,55 +130,59 @@ func (t *Transform) randomSizedCrop(w, h int, rng *rand.Rand) plan {
 	return plan{w: w, h: h, prescale: image.Pt(sw, sh), crop: image.Rect(x, y, x+s, y+s)}
 }
 
-// apply resizes/crops/flips img as planned and writes [3, Size, Size]
-// float32 into dst (len 3·Size·Size).
-func (t *Transform) apply(img image.Image, p plan, dst []float32) {
-	s := t.Size
-	out := image.NewRGBA(image.Rect(0, 0, s, s))
-	b := img.Bounds()
+// resampler turns plan p, made for the region of a w×h image, into the
+// resampling that carries it out: PIL's img.crop(crop).resize((Size,
+// Size)), or for the fallback img.resize(prescale).crop(crop).
+func (t *Transform) resampler(w, h int, region image.Rectangle, p plan) (*imaging.Resampler, error) {
+	s := imaging.Spec{Crop: p.crop.Add(region.Min), W: t.Size, H: t.Size, Flip: p.flip}
 	if p.prescale != (image.Point{}) {
-		tmp := image.NewRGBA(image.Rectangle{Max: p.prescale})
-		draw.BiLinear.Scale(tmp, tmp.Bounds(), img, b, draw.Src, nil)
-		draw.Copy(out, image.Point{}, tmp, p.crop, draw.Src, nil)
-	} else {
-		draw.BiLinear.Scale(out, out.Bounds(), img, p.crop.Add(b.Min), draw.Src, nil)
+		s = imaging.Spec{Crop: region, W: p.prescale.X, H: p.prescale.Y, Window: p.crop, Flip: p.flip}
 	}
-	// v/255 in float32 as Former-DFER's ToTorchFormatTensor (and
-	// (v/255 − mean)/std as torchvision's Normalize), operation for
-	// operation, so values match PyTorch bit for bit given the same pixels.
-	plane := s * s
-	n := t.Normalize
-	for y := range s {
-		row := out.Pix[y*out.Stride : y*out.Stride+4*s]
-		for x := range s {
-			o := y*s + x
-			if p.flip {
-				o = y*s + s - 1 - x
-			}
-			for c := range 3 {
-				v := float32(row[4*x+c]) / 255
-				if n != nil {
-					v = (v - n.Mean[c]) / n.Std[c]
-				}
-				dst[c*plane+o] = v
-			}
-		}
-	}
+	return imaging.NewResampler(w, h, s)
 }
 
-// decodeImageFile reads and decodes one image file (JPEG or PNG).
-func decodeImageFile(path string) (image.Image, error) {
-	f, err := os.Open(path)
+// lut is the byte → float map: v/255 in float32 as Former-DFER's
+// ToTorchFormatTensor (and (v/255 − mean)/std as torchvision's Normalize),
+// operation for operation, so values match PyTorch bit for bit.
+func (t *Transform) lut() *imaging.LUT {
+	if t.Normalize == nil {
+		return imaging.NewLUT(nil, nil)
+	}
+	return imaging.NewLUT(&t.Normalize.Mean, &t.Normalize.Std)
+}
+
+// apply resizes/crops/flips the region of img as planned and writes
+// [3, Size, Size] float32 into dst (len 3·Size·Size).
+func (t *Transform) apply(img *imaging.RGB, region image.Rectangle, p plan, dst []float32) error {
+	r, err := t.resampler(img.W, img.H, region, p)
 	if err != nil {
-		return nil, fmt.Errorf("open image %s: %w", path, err)
+		return err
 	}
-	defer f.Close()
-	img, _, err := image.Decode(f)
-	if err != nil {
-		return nil, fmt.Errorf("decode image %s: %v (the file is corrupt, truncated or not a JPEG/PNG; re-extract or replace it)", path, err)
+	buf := getBuffers()
+	defer putBuffers(buf)
+	return r.Apply(img, t.lut(), dst, &buf.scratch)
+}
+
+// buffers are a loader worker's reusable decode and resampling memory
+// (a 224×224 frame is 150 KB decoded; allocating that per image keeps the
+// garbage collector busy).
+type buffers struct {
+	rgb     imaging.RGB
+	scratch []byte
+}
+
+var bufferPool = sync.Pool{New: func() any { return new(buffers) }}
+
+func getBuffers() *buffers  { return bufferPool.Get().(*buffers) }
+func putBuffers(b *buffers) { bufferPool.Put(b) }
+
+// decodeImageFile reads and decodes one image file (JPEG or PNG) into dst.
+func decodeImageFile(path string, dst *imaging.RGB) error {
+	if err := imaging.DecodeFile(path, dst); err != nil {
+		return fmt.Errorf("%w (the file is missing, corrupt, truncated or not a JPEG/PNG; re-extract or replace it)", err)
 	}
-	if b := img.Bounds(); b.Empty() {
-		return nil, fmt.Errorf("decode image %s: empty image (%dx%d)", path, b.Dx(), b.Dy())
+	if dst.W == 0 || dst.H == 0 {
+		return fmt.Errorf("decode image %s: empty image (%dx%d)", path, dst.W, dst.H)
 	}
-	return img, nil
+	return nil
 }

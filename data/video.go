@@ -3,7 +3,7 @@ package data
 import (
 	"bytes"
 	"fmt"
-	"image"
+	"github.com/fer-research/fer/data/imaging"
 	"math"
 	"os"
 	"os/exec"
@@ -99,14 +99,9 @@ type videoFrames struct {
 
 func (v *videoFrames) len() int { return len(v.rgb) / (3 * v.w * v.h) }
 
-// frame returns frame i as an RGBA image.
-func (v *videoFrames) frame(i int) *image.RGBA {
-	img := image.NewRGBA(image.Rect(0, 0, v.w, v.h))
-	src := v.rgb[i*3*v.w*v.h : (i+1)*3*v.w*v.h]
-	for p, q := 0, 0; p < len(src); p, q = p+3, q+4 {
-		img.Pix[q], img.Pix[q+1], img.Pix[q+2], img.Pix[q+3] = src[p], src[p+1], src[p+2], 255
-	}
-	return img
+// frame returns frame i (a view of the decoded bytes, not a copy).
+func (v *videoFrames) frame(i int) *imaging.RGB {
+	return &imaging.RGB{Pix: v.rgb[i*3*v.w*v.h : (i+1)*3*v.w*v.h], W: v.w, H: v.h}
 }
 
 // decodeVideo decodes every frame of the first video stream of path.

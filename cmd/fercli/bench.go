@@ -62,7 +62,6 @@ var benchFlags = []cli.Flag{
 	&cli.IntFlag{Name: "workers", Usage: "data-pipeline workers, both frameworks (0: one per core)"},
 	&cli.StringFlag{Name: "optimizer", Usage: "override the recipe's optimizer: sgd or adam"},
 	&cli.BoolFlag{Name: "amp", Usage: "mixed precision: forward and loss under autocast (bfloat16 on CPU, float16 on CUDA)"},
-	&cli.BoolFlag{Name: "fast-image", Usage: "data phase with data/imgfast (libjpeg-turbo decode + two-pass resampler) instead of the data package's image/jpeg + x/image/draw"},
 	&cli.BoolFlag{Name: "compare", Usage: "run PyTorch side by side and print fer/PyTorch ratios"},
 	&cli.StringFlag{Name: "python", Value: bench.DefaultPython, Usage: "Python with PyTorch for --compare"},
 	&cli.StringFlag{Name: "torch-script", Usage: "path of torch_bench.py (default: bench/torch_bench.py of the repository around the working directory)"},
@@ -194,7 +193,7 @@ func benchAction(c *cli.Context) error {
 		Model: info.Name, Batch: info.Batch, Height: info.Size, Width: info.Size, Frames: info.Frames,
 		Device: dev, Optimizer: c.String("optimizer"), AMP: c.Bool("amp"),
 		Warmup: c.Int("warmup"), Steps: c.Int("steps"), Rounds: c.Int("rounds"),
-		DataSteps: c.Int("data-steps"), DataRounds: c.Int("data-rounds"), FastImage: c.Bool("fast-image"),
+		DataSteps: c.Int("data-steps"), DataRounds: c.Int("data-rounds"),
 		Workers: workers, Seed: rt.Seed, Threads: rt.Threads, Log: os.Stderr,
 	}
 	if b := c.Int("batch"); b > 0 {

@@ -279,12 +279,8 @@ func (o *Optimizer) sgd(p *param, g torchx.T, lr float64) error {
 	var tmps []torchx.T
 	defer func() { torchx.Free(tmps...) }()
 	if c.WeightDecay != 0 {
-		wp, err := torchx.MulScalar(p.h, c.WeightDecay)
-		if err != nil {
-			return err
-		}
-		tmps = append(tmps, wp)
-		if d, err = torchx.Add(g, wp); err != nil {
+		var err error
+		if d, err = torchx.AddScaled(g, p.h, c.WeightDecay); err != nil {
 			return err
 		}
 		tmps = append(tmps, d)
@@ -307,12 +303,8 @@ func (o *Optimizer) sgd(p *param, g torchx.T, lr float64) error {
 		}
 		buf := torchx.Handle(p.buf1)
 		if c.Nesterov {
-			mb, err := torchx.MulScalar(buf, c.Momentum)
-			if err != nil {
-				return err
-			}
-			tmps = append(tmps, mb)
-			if d, err = torchx.Add(d, mb); err != nil {
+			var err error
+			if d, err = torchx.AddScaled(d, buf, c.Momentum); err != nil {
 				return err
 			}
 			tmps = append(tmps, d)
@@ -353,12 +345,8 @@ func (o *Optimizer) adam(p *param, g torchx.T, lr float64) error {
 				return err
 			}
 		} else {
-			wp, err := torchx.MulScalar(p.h, c.WeightDecay)
-			if err != nil {
-				return err
-			}
-			tmps = append(tmps, wp)
-			if g, err = torchx.Add(g, wp); err != nil {
+			var err error
+			if g, err = torchx.AddScaled(g, p.h, c.WeightDecay); err != nil {
 				return err
 			}
 			tmps = append(tmps, g)

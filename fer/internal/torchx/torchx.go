@@ -221,18 +221,44 @@ func Add_(t, o T) error {
 	return InPlace("add_", func(out *T) { lib.AtgAdd_(out, t, o) })
 }
 
-// AddScaled_ does t += alpha·o (torch's t.add_(o, alpha=alpha), computed
-// as a product then a sum).
+// scalarLike returns a 0-dim tensor holding v with t's dtype and device.
+func scalarLike(t T, v float64) (r T, err error) {
+	kind, dev := lib.AtScalarType(t), int32(lib.AtDevice(t))
+	WithScalar(v, func(s lib.Cscalar) {
+		r, err = Call("scalar_tensor", func(out *T) { lib.AtgScalarTensor(out, s, kind, dev) })
+	})
+	return r, err
+}
+
+// AddScaled_ does t += alpha·o in one pass with no temporary of o's size
+// (torch's t.add_(o, alpha=alpha)). gotch exposes add without alpha, so
+// this is addcmul_ with alpha as a broadcast 0-dim tensor: a
+// multiply-then-add of the same values (the last bit may differ from
+// torch's fused multiply-add).
 func AddScaled_(t, o T, alpha float64) error {
 	if alpha == 1 {
 		return Add_(t, o)
 	}
-	p, err := MulScalar(o, alpha)
+	a, err := scalarLike(t, alpha)
 	if err != nil {
 		return err
 	}
-	defer Free(p)
-	return Add_(t, p)
+	defer Free(a)
+	return Addcmul_(t, o, a)
+}
+
+// AddScaled returns t + alpha·o as a new tensor (torch's
+// t.add(o, alpha=alpha)), with no other temporary.
+func AddScaled(t, o T, alpha float64) (T, error) {
+	if alpha == 1 {
+		return Add(t, o)
+	}
+	a, err := scalarLike(t, alpha)
+	if err != nil {
+		return nil, err
+	}
+	defer Free(a)
+	return Call("addcmul", func(out *T) { lib.AtgAddcmul(out, t, o, a) })
 }
 
 // Add returns t + o.
