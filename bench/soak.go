@@ -41,7 +41,9 @@ type SoakConfig struct {
 type SoakPoint struct {
 	Step int `json:"step"`
 	// RSS is VmRSS; GoHeap the Go heap in use (runtime.MemStats.HeapAlloc).
-	RSS     int64   `json:"rss"`
+	RSS int64 `json:"rss"`
+	// CHeap is the C heap in use (CHeapInUse).
+	CHeap   int64   `json:"c_heap"`
 	GoHeap  uint64  `json:"go_heap"`
 	Elapsed float64 `json:"elapsed_s"`
 	Loss    float64 `json:"loss"`
@@ -169,7 +171,7 @@ func Soak(cfg SoakConfig) (*SoakResult, error) {
 				return nil, err
 			}
 			runtime.ReadMemStats(&ms)
-			p := SoakPoint{Step: step, RSS: st.RSS, GoHeap: ms.HeapAlloc, Elapsed: time.Since(start).Seconds(), Loss: r.Loss}
+			p := SoakPoint{Step: step, RSS: st.RSS, CHeap: CHeapInUse(), GoHeap: ms.HeapAlloc, Elapsed: time.Since(start).Seconds(), Loss: r.Loss}
 			res.Points = append(res.Points, p)
 			if step == cfg.BaselineStep {
 				res.BaselineRSS = st.RSS
@@ -178,7 +180,7 @@ func Soak(cfg SoakConfig) (*SoakResult, error) {
 				res.FinalRSS, res.PeakRSS = st.RSS, st.PeakRSS
 			}
 			if cfg.Log != nil {
-				fmt.Fprintf(cfg.Log, "step %6d  RSS %s  Go heap %s  loss %.4f  %.1f s\n", step, MiB(p.RSS), MiB(int64(p.GoHeap)), p.Loss, p.Elapsed)
+				fmt.Fprintf(cfg.Log, "step %6d  RSS %s  C heap %s  Go heap %s  loss %.4f  %.1f s\n", step, MiB(p.RSS), MiB(p.CHeap), MiB(int64(p.GoHeap)), p.Loss, p.Elapsed)
 			}
 		}
 	}

@@ -13,6 +13,10 @@
 // a Go file of the patched libtch package (fer reports them in `fercli
 // env`) and writes the go.work that points the build at the patched copy.
 //
+// It also fixes gotch's Go op wrappers, which allocate every op's output
+// slot with C.malloc(0) and never free it (a leak per op, and a heap
+// overflow for ops with several outputs): see slots.go.
+//
 // Re-running it with the same inputs only checks a stamp file.
 //
 // Usage (setup-gotch.sh runs it):
@@ -38,7 +42,7 @@ import (
 
 // revision changes whenever the patching logic changes, invalidating the
 // stamps of earlier patched copies.
-const revision = "fer-gotchpatch-4"
+const revision = "fer-gotchpatch-5"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -111,6 +115,11 @@ func run(libRoot, gotchDir, gotchVer, outBase, workFile, cxx string, maxRounds i
 	if err := copyTree(gotchDir, dst); err != nil {
 		return fmt.Errorf("copy gotch to %s: %w", dst, err)
 	}
+	slots, err := patchOutputSlots(filepath.Join(dst, "ts"))
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gotchpatch: %d op wrappers get a freed output buffer instead of a leaked malloc(0)\n", slots)
 	libtch := filepath.Join(dst, "libtch")
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(libGo(lt)), 0o644); err != nil {
 		return err
