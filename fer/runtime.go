@@ -44,6 +44,7 @@ func Setup(opts RuntimeOptions) (*Runtime, error) {
 		threads = runtime.NumCPU()
 	}
 	lib.FerSetNumThreads(threads)
+	tuneMalloc()
 	dev, err := ParseDevice(opts.Device)
 	if err != nil {
 		return nil, err
