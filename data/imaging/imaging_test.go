@@ -4,6 +4,7 @@ import (
 	"bytes"
 	"encoding/binary"
 	"encoding/json"
+	"fmt"
 	"image"
 	"image/color"
 	"image/jpeg"
@@ -144,16 +145,13 @@ func checkCases(t *testing.T, src *RGB, cs []refCase, want [][]float32) {
 	}
 }
 
-// TestResamplerMatchesPillow: on a lossless PNG, fer's resampling equals
-// torchvision's PIL pipeline bit for bit.
-func TestResamplerMatchesPillow(t *testing.T) {
-	w, h := 224, 181
-	path := filepath.Join(t.TempDir(), "a.png")
-	var buf bytes.Buffer
-	if err := png.Encode(&buf, testImage(w, h, 1)); err != nil {
-		t.Fatal(err)
-	}
-	if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
+// comparePillow writes the encoded image to a file, decodes it with fer
+// and with Pillow, and checks that the decoded bytes and every case of
+// cases(w, h) are equal.
+func comparePillow(t *testing.T, name string, w, h int, encoded []byte) {
+	t.Helper()
+	path := filepath.Join(t.TempDir(), name)
+	if err := os.WriteFile(path, encoded, 0o644); err != nil {
 		t.Fatal(err)
 	}
 	cs := cases(w, h)
@@ -162,10 +160,20 @@ func TestResamplerMatchesPillow(t *testing.T) {
 	if err := DecodeFile(path, &src); err != nil {
 		t.Fatal(err)
 	}
-	if !bytes.Equal(src.Pix, rgb) {
-		t.Fatal("PNG decode differs from Pillow's")
+	if src.W != w || src.H != h || !bytes.Equal(src.Pix, rgb) {
+		t.Fatalf("%s: decoded pixels differ from Pillow's", name)
 	}
 	checkCases(t, &src, cs, want)
+}
+
+// TestResamplerMatchesPillow: on a lossless PNG, fer's resampling equals
+// torchvision's PIL pipeline bit for bit.
+func TestResamplerMatchesPillow(t *testing.T) {
+	var buf bytes.Buffer
+	if err := png.Encode(&buf, testImage(224, 181, 1)); err != nil {
+		t.Fatal(err)
+	}
+	comparePillow(t, "a.png", 224, 181, buf.Bytes())
 }
 
 // TestDecodeJPEGMatchesPillow: libjpeg-turbo through cgo decodes a JPEG
@@ -173,25 +181,11 @@ func TestResamplerMatchesPillow(t *testing.T) {
 // ToTensor path equals torchvision's.
 func TestDecodeJPEGMatchesPillow(t *testing.T) {
 	for _, q := range []int{75, 95} {
-		w, h := 200, 240
-		path := filepath.Join(t.TempDir(), "a.jpg")
 		var buf bytes.Buffer
-		if err := jpeg.Encode(&buf, testImage(w, h, uint64(q)), &jpeg.Options{Quality: q}); err != nil {
+		if err := jpeg.Encode(&buf, testImage(200, 240, uint64(q)), &jpeg.Options{Quality: q}); err != nil {
 			t.Fatal(err)
 		}
-		if err := os.WriteFile(path, buf.Bytes(), 0o644); err != nil {
-			t.Fatal(err)
-		}
-		cs := cases(w, h)
-		rgb, want := pillow(t, path, w, h, cs)
-		var src RGB
-		if err := DecodeFile(path, &src); err != nil {
-			t.Fatal(err)
-		}
-		if src.W != w || src.H != h || !bytes.Equal(src.Pix, rgb) {
-			t.Fatalf("quality %d: JPEG decode differs from Pillow's", q)
-		}
-		checkCases(t, &src, cs, want)
+		comparePillow(t, fmt.Sprintf("q%d.jpg", q), 200, 240, buf.Bytes())
 	}
 }
 

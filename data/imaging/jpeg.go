@@ -15,9 +15,9 @@
 //     (v/255) and Normalize ((x − mean)/std) do, operation for operation.
 //
 // We write the resampler ourselves because no Go library reproduces
-// Pillow's coefficients and rounding (golang.org/x/image/draw's BiLinear
-// differs in the last bits and is 5× slower: it converts every tap
-// through color.Color and float64).
+// Pillow's coefficients and rounding (golang.org/x/image/draw's BiLinear,
+// used before, skips the 8-bit rounding between passes and works in
+// float64 per tap).
 package imaging
 
 /*
