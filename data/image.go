@@ -101,7 +101,7 @@ func (d *ImageDataset) Load(i int, rng *rand.Rand, train bool) (Sample, error) {
 		region = b
 	}
 	out := make([]float32, 3*d.t.Size*d.t.Size)
-	if err := d.t.apply(src, region, d.t.newPlan(region.Dx(), region.Dy(), train, rng), out); err != nil {
+	if err := d.t.apply(src, region, d.t.newPlan(region.Dx(), region.Dy(), train, rng), out, &buf.scratch); err != nil {
 		return Sample{}, fmt.Errorf("%s: %s: %w", d.Name, it.ID, err)
 	}
 	return Sample{ID: it.ID, Label: it.Label, Data: out, Shape: d.SampleShape()}, nil
@@ -117,7 +117,7 @@ func (d *ImageDataset) Preprocess(img image.Image) ([]float32, error) {
 	imaging.FromImage(img, &src)
 	region := image.Rect(0, 0, src.W, src.H)
 	out := make([]float32, 3*d.t.Size*d.t.Size)
-	if err := d.t.apply(&src, region, d.t.newPlan(src.W, src.H, false, nil), out); err != nil {
+	if err := d.t.apply(&src, region, d.t.newPlan(src.W, src.H, false, nil), out, nil); err != nil {
 		return nil, fmt.Errorf("%s: %w", d.Name, err)
 	}
 	return out, nil

@@ -109,7 +109,7 @@ func TestOpenAffectNet(t *testing.T) {
 	}
 	want := make([]float32, len(s.Data))
 	tr := d8.Transform()
-	if err := tr.apply(&img, image.Rect(0, 0, img.W, img.H), plan{crop: image.Rect(10, 5, 30, 25)}, want); err != nil {
+	if err := tr.apply(&img, image.Rect(0, 0, img.W, img.H), plan{crop: image.Rect(10, 5, 30, 25)}, want, nil); err != nil {
 		t.Fatal(err)
 	}
 	if !slices.Equal(s.Data, want) {

@@ -152,15 +152,14 @@ func (t *Transform) lut() *imaging.LUT {
 }
 
 // apply resizes/crops/flips the region of img as planned and writes
-// [3, Size, Size] float32 into dst (len 3·Size·Size).
-func (t *Transform) apply(img *imaging.RGB, region image.Rectangle, p plan, dst []float32) error {
+// [3, Size, Size] float32 into dst (len 3·Size·Size); scratch (may be
+// nil) holds the resampler's intermediate rows.
+func (t *Transform) apply(img *imaging.RGB, region image.Rectangle, p plan, dst []float32, scratch *[]byte) error {
 	r, err := t.resampler(img.W, img.H, region, p)
 	if err != nil {
 		return err
 	}
-	buf := getBuffers()
-	defer putBuffers(buf)
-	return r.Apply(img, t.lut(), dst, &buf.scratch)
+	return r.Apply(img, t.lut(), dst, scratch)
 }
 
 // buffers are a loader worker's reusable decode and resampling memory
@@ -180,9 +179,6 @@ func putBuffers(b *buffers) { bufferPool.Put(b) }
 func decodeImageFile(path string, dst *imaging.RGB) error {
 	if err := imaging.DecodeFile(path, dst); err != nil {
 		return fmt.Errorf("%w (the file is missing, corrupt, truncated or not a JPEG/PNG; re-extract or replace it)", err)
-	}
-	if dst.W == 0 || dst.H == 0 {
-		return fmt.Errorf("decode image %s: empty image (%dx%d)", path, dst.W, dst.H)
 	}
 	return nil
 }

@@ -21,7 +21,7 @@ func rgbOf(img image.Image) *imaging.RGB {
 // error.
 func mustApply(t *testing.T, tr *Transform, img *imaging.RGB, p plan, dst []float32) {
 	t.Helper()
-	if err := tr.apply(img, image.Rect(0, 0, img.W, img.H), p, dst); err != nil {
+	if err := tr.apply(img, image.Rect(0, 0, img.W, img.H), p, dst, nil); err != nil {
 		t.Fatal(err)
 	}
 }
@@ -68,7 +68,7 @@ func TestResizeMatchesPIL(t *testing.T) {
 	sub := rgbOf(smallSource().SubImage(image.Rect(1, 1, 8, 5)))
 	a, b := make([]float32, 48), make([]float32, 48)
 	mustApply(t, &tr, sub, plan{crop: image.Rect(0, 0, 7, 4)}, a)
-	if err := tr.apply(src, image.Rect(1, 1, 8, 5), plan{crop: image.Rect(0, 0, 7, 4)}, b); err != nil {
+	if err := tr.apply(src, image.Rect(1, 1, 8, 5), plan{crop: image.Rect(0, 0, 7, 4)}, b, nil); err != nil {
 		t.Fatal(err)
 	}
 	for i := range a {

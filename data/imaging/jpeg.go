@@ -1,7 +1,7 @@
 // Package imaging decodes images and resamples them exactly as
 // torchvision's PIL pipeline does, for fer's data loaders.
 //
-//   - DecodeJPEG decodes with libjpeg-turbo (the library Debian's Pillow
+//   - DecodeJPEGInto decodes with libjpeg-turbo (the library Debian's Pillow
 //     links) through cgo, straight to packed RGB; other formats go
 //     through the standard library (image/png) and FromImage. Go's
 //     image/jpeg is 3–4× slower (no SIMD) and rounds its YCbCr→RGB
@@ -108,23 +108,14 @@ type RGB struct {
 	W, H int
 }
 
-// IsJPEG reports whether data starts with a JPEG SOI marker.
-func IsJPEG(data []byte) bool { return len(data) > 2 && data[0] == 0xFF && data[1] == 0xD8 }
+// isJPEG reports whether data starts with a JPEG SOI marker.
+func isJPEG(data []byte) bool { return len(data) > 2 && data[0] == 0xFF && data[1] == 0xD8 }
 
-// DecodeJPEG decodes a JPEG (baseline or progressive; grayscale is
-// replicated to RGB by libjpeg, as PIL's convert("RGB")) into packed RGB.
-// A file libjpeg can only decode with warnings (truncated, corrupt data)
-// is an error, as with image/jpeg.
-func DecodeJPEG(data []byte) (*RGB, error) {
-	img := &RGB{}
-	if err := DecodeJPEGInto(data, img); err != nil {
-		return nil, err
-	}
-	return img, nil
-}
-
-// DecodeJPEGInto is DecodeJPEG into dst, reusing dst.Pix when it is large
-// enough (a loader keeps one RGB per worker).
+// DecodeJPEGInto decodes a JPEG (baseline or progressive; grayscale is
+// replicated to RGB by libjpeg, as PIL's convert("RGB")) into dst as
+// packed RGB, reusing dst.Pix when it is large enough (a loader keeps one
+// RGB per worker). A file libjpeg can only decode with warnings
+// (truncated, corrupt data) is an error, as with image/jpeg.
 func DecodeJPEGInto(data []byte, dst *RGB) error {
 	if len(data) == 0 {
 		return fmt.Errorf("jpeg: empty data")
@@ -196,7 +187,7 @@ func FromImage(img image.Image, dst *RGB) {
 // library knows (PNG) with image.Decode, into dst. JPEGs libjpeg cannot
 // convert to RGB (CMYK, YCCK) fall back to image/jpeg.
 func Decode(data []byte, dst *RGB) error {
-	if IsJPEG(data) {
+	if isJPEG(data) {
 		err := DecodeJPEGInto(data, dst)
 		if err == nil || !strings.Contains(err.Error(), "color conversion") {
 			return err

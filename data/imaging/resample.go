@@ -74,6 +74,7 @@ import "C"
 import (
 	"fmt"
 	"image"
+	"math"
 	"unsafe"
 )
 
@@ -110,7 +111,7 @@ func newAxis(inSize, outSize, lo, hi int) axis {
 	scale := float64(inSize) / float64(outSize)
 	filterscale := max(scale, 1)
 	support := 1 * filterscale
-	ksize := int(ceil(support))*2 + 1
+	ksize := int(math.Ceil(support))*2 + 1
 	a := axis{start: make([]int32, hi-lo), n: make([]int32, hi-lo), k: make([]int32, (hi-lo)*ksize), ksize: ksize}
 	kk := make([]float64, ksize)
 	ss := 1 / filterscale
@@ -139,15 +140,6 @@ func newAxis(inSize, outSize, lo, hi int) axis {
 		a.start[i-lo], a.n[i-lo] = int32(xmin), int32(xmax)
 	}
 	return a
-}
-
-// ceil avoids importing math for one call on a small positive value.
-func ceil(x float64) float64 {
-	i := float64(int(x))
-	if i < x {
-		return i + 1
-	}
-	return i
 }
 
 // clip8 is Pillow's clip8: the fixed-point sum back to a byte.
@@ -184,8 +176,6 @@ type Resampler struct {
 	h, v       axis
 	// y0, y1 are the crop-relative source rows the vertical pass reads.
 	y0, y1 int
-	// vstart is v.start relative to y0 (rows of the intermediate image).
-	vstart []int32
 }
 
 // NewResampler precomputes the filters of s for srcW×srcH images.
@@ -212,9 +202,8 @@ func NewResampler(srcW, srcH int, s Spec) (*Resampler, error) {
 		r.y0 = min(r.y0, int(st))
 		r.y1 = max(r.y1, int(st+r.v.n[i]))
 	}
-	r.vstart = make([]int32, len(r.v.start))
-	for i, st := range r.v.start {
-		r.vstart[i] = st - int32(r.y0)
+	for i := range r.v.start { // rows of the intermediate image
+		r.v.start[i] -= int32(r.y0)
 	}
 	return r, nil
 }
@@ -227,7 +216,7 @@ func (r *Resampler) OutSize() (w, h int) { return r.spec.Window.Dx(), r.spec.Win
 // intermediate rows between calls (may be nil).
 func (r *Resampler) Apply(src *RGB, lut *LUT, dst []float32, scratch *[]byte) error {
 	if src.W != r.srcW || src.H != r.srcH {
-		return fmt.Errorf("resample: image is %dx%d, the resampler was made for %dx%d", src.W, src.H, r.srcW, r.srcW)
+		return fmt.Errorf("resample: image is %dx%d, the resampler was made for %dx%d", src.W, src.H, r.srcW, r.srcH)
 	}
 	ow, oh := r.OutSize()
 	if len(dst) != 3*ow*oh {
@@ -269,7 +258,7 @@ func (r *Resampler) vertical(tmp []byte, ow, oh int, lut *LUT, dst []float32) {
 		flip = 1
 	}
 	C.fer_resample_v((*C.uint8_t)(unsafe.Pointer(&tmp[0])), C.int(ow), C.int(oh),
-		(*C.int32_t)(unsafe.Pointer(&r.v.k[0])), (*C.int32_t)(unsafe.Pointer(&r.vstart[0])),
+		(*C.int32_t)(unsafe.Pointer(&r.v.k[0])), (*C.int32_t)(unsafe.Pointer(&r.v.start[0])),
 		(*C.int32_t)(unsafe.Pointer(&r.v.n[0])), C.int(r.v.ksize), (*C.float)(unsafe.Pointer(&lut[0][0])),
 		C.int(flip), (*C.float)(unsafe.Pointer(&dst[0])), (*C.int32_t)(unsafe.Pointer(&acc[0])))
 }
