@@ -22,6 +22,12 @@ const (
 	// TargetAU is the float [B,NumAUs] action-unit occurrence (0/1, -1 =
 	// unknown).
 	TargetAU = "au"
+	// TargetLabelNeg is the int64 [B] class y' of the two negatives of a
+	// quadruplet batch (QCS): Inputs are then [anchor, positive, negative,
+	// negative2], anchor and positive of class TargetLabel (y), the two
+	// negatives of class TargetLabelNeg (y' != y). Evaluation batches of
+	// the same data set have the single input [anchor].
+	TargetLabelNeg = "label_neg"
 	// OutputLogits is the float [B,C] class scores.
 	OutputLogits = "logits"
 )
