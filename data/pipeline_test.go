@@ -68,6 +68,9 @@ func writePNG(t *testing.T, path string, img image.Image) {
 	if err := png.Encode(&b, img); err != nil {
 		t.Fatal(err)
 	}
+	if err := os.MkdirAll(filepath.Dir(path), 0o755); err != nil {
+		t.Fatal(err)
+	}
 	if err := os.WriteFile(path, b.Bytes(), 0o644); err != nil {
 		t.Fatal(err)
 	}

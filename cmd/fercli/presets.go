@@ -18,14 +18,49 @@ import (
 //go:embed configs/*.yaml
 var configs embed.FS
 
-// presetFlags select a data set and its default config: --dfew / --afew,
-// and DFEW's --fold.
+// datasetPreset is one --<dataset> flag of `fercli train`: it selects
+// the data set and the built-in configs/<model>_<dataset>.yaml (or, when
+// there is none, the defaults with the model given). Adding a data set's
+// flag is one line here.
+type datasetPreset struct {
+	flag, dataset, title string
+}
+
+var datasetPresets = []datasetPreset{
+	{"dfew", "dfew", "DFEW"},
+	{"afew", "afew", "AFEW 7.0"},
+	{"rafdb", "rafdb", "RAF-DB basic"},
+	{"ferplus", "ferplus", "FERPlus"},
+	{"affectnet7", "affectnet7", "AffectNet-7"},
+	{"affectnet8", "affectnet8", "AffectNet-8"},
+}
+
+// presetFlags select a data set and its default config (one flag per
+// datasetPresets entry), and DFEW's --fold.
 func presetFlags() []cli.Flag {
-	return []cli.Flag{
-		&cli.BoolFlag{Name: "dfew", Usage: "train on DFEW (data set dfew) from the built-in <model>_dfew config; needs --data-root"},
-		&cli.BoolFlag{Name: "afew", Usage: "train on AFEW 7.0 (data set afew) from the built-in <model>_afew config; needs --data-root"},
-		&cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"},
+	var out []cli.Flag
+	for _, p := range datasetPresets {
+		out = append(out, &cli.BoolFlag{Name: p.flag, Usage: fmt.Sprintf(
+			"train on %s (data set %s) from the built-in <model>_%s config if there is one, else the data set's defaults; needs --data-root", p.title, p.dataset, p.dataset)})
 	}
+	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"})
+}
+
+// presetDataset returns the data set selected by a --<dataset> flag (""
+// for none), or an error when several are given.
+func presetDataset(c *cli.Context) (string, string, error) {
+	var flags []string
+	dataset, flag := "", ""
+	for _, p := range datasetPresets {
+		if c.Bool(p.flag) {
+			flags = append(flags, "--"+p.flag)
+			dataset, flag = p.dataset, p.flag
+		}
+	}
+	if len(flags) > 1 {
+		return "", "", fmt.Errorf("%s exclude each other: give one data set", strings.Join(flags, " and "))
+	}
+	return dataset, flag, nil
 }
 
 // embeddedConfig returns the built-in config for model on dataset, or
@@ -58,29 +93,26 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 	} else {
 		model = c.String("model")
 	}
-	dataset := ""
-	for _, d := range []string{"dfew", "afew"} {
-		if c.Bool(d) {
-			if dataset != "" {
-				return nil, fmt.Errorf("--dfew and --afew exclude each other")
-			}
-			dataset = d
-		}
+	dataset, flag, err := presetDataset(c)
+	if err != nil {
+		return nil, err
 	}
 	if dataset != "" && c.IsSet("data") && c.String("data") != dataset {
-		return nil, fmt.Errorf("--%s and --data %s exclude each other", dataset, c.String("data"))
+		return nil, fmt.Errorf("--%s and --data %s exclude each other", flag, c.String("data"))
 	}
 	if c.IsSet("fold") && dataset != "dfew" && c.String("data") != "dfew" {
 		return nil, fmt.Errorf("--fold is for DFEW: add --dfew")
 	}
 	src, name := []byte(nil), c.String("config")
+	defaults := false // no config file: DefaultConfig with the preset's model and data set
 	if dataset != "" {
 		pre = append(pre, fmt.Sprintf("data.name=%q", dataset))
 		if name == "" {
 			if model == "" {
-				return nil, fmt.Errorf("--%s needs a model: fercli train MODEL --%s (models: %s)", dataset, dataset, strings.Join(fer.ModelNames(), ", "))
+				return nil, fmt.Errorf("--%s needs a model: fercli train MODEL --%s (models: %s)", flag, flag, strings.Join(fer.ModelNames(), ", "))
 			}
 			src, name = embeddedConfig(model, dataset)
+			defaults = src == nil
 		}
 	}
 	if c.IsSet("fold") {
@@ -90,9 +122,11 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 		}
 		pre = append(pre, fmt.Sprintf("data.options.fold=%d", fold))
 	}
+	if defaults && !c.IsSet("run-dir") && !setsKey(c, "run_dir") {
+		pre = append(pre, fmt.Sprintf("run_dir=%q", path.Join("runs", strings.ToLower(model)+"_"+dataset)))
+	}
 	ov := append(pre, overrides(c)...)
 	var cfg *fer.Config
-	var err error
 	if src != nil {
 		cfg, err = fer.ParseConfig(src, "built-in "+name, ov...)
 	} else {

@@ -105,9 +105,13 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train --resume runs/a          # continue an interrupted run exactly
   fercli train stt --dfew --data-root /data/DFEW --fold 1   # built-in configs/stt_dfew.yaml
   fercli train stt --afew --data-root /data/AFEW            # built-in configs/stt_afew.yaml
+  fercli train resnet18 --rafdb --data-root /data/RAF-DB/basic   # the data set's defaults
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
-command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
+command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `.
+
+Datasets (data.options in README.md):
+` + datasetsHelp(),
 		Flags: append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
 		),
@@ -115,13 +119,22 @@ command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + str
 	})
 }
 
+// datasetsHelp lists the registered data sets with their descriptions.
+func datasetsHelp() string {
+	var b strings.Builder
+	for _, n := range fer.DatasetNames() {
+		fmt.Fprintf(&b, "  %-11s %s\n", n, fer.DatasetHelp(n))
+	}
+	return strings.TrimSuffix(b.String(), "\n")
+}
+
 func trainAction(c *cli.Context) error {
 	var cfg *fer.Config
 	var err error
 	resume := c.String("resume")
 	if resume != "" {
-		if c.Args().Present() || c.Bool("dfew") || c.Bool("afew") || c.IsSet("fold") {
-			return fmt.Errorf("--resume takes the run's stored config: drop the model argument and --dfew/--afew/--fold (use --set to change a key)")
+		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag and --fold (use --set to change a key)")
 		}
 		ckpt := filepath.Join(resume, fer.LastCheckpoint)
 		meta, err := fer.ReadCheckpointMeta(ckpt)

@@ -1,0 +1,302 @@
+package fer
+
+import (
+	"context"
+	"errors"
+	"fmt"
+	"image"
+	"io"
+	"slices"
+	"strings"
+	"testing"
+
+	"github.com/fer-research/fer/data"
+	"github.com/fer-research/fer/data/imaging"
+	fx "github.com/fer-research/fer/internal/staticfixtures"
+	"github.com/sugarme/gotch/nn"
+	"github.com/sugarme/gotch/ts"
+)
+
+// smallTransforms are 16×16 pipelines for fast tests.
+var smallTransforms = map[string]any{
+	"train_transforms": []any{map[string]any{"resize": []any{18, 18}}, "hflip", map[string]any{"random_crop": 16}, "to_tensor"},
+	"test_transforms":  []any{map[string]any{"resize": []any{18, 18}}, map[string]any{"center_crop": 16}, "to_tensor"},
+}
+
+func withOptions(base map[string]any, kv ...any) map[string]any {
+	out := map[string]any{}
+	for k, v := range base {
+		out[k] = v
+	}
+	for i := 0; i+1 < len(kv); i += 2 {
+		out[kv[i].(string)] = kv[i+1]
+	}
+	return out
+}
+
+// staticFixture is one data set layout on disk with its expected sizes.
+type staticFixture struct {
+	name, data, layout string
+	root               string
+	train, val, test   int
+	classes            int
+}
+
+func staticFixtures(t *testing.T) []staticFixture {
+	t.Helper()
+	var out []staticFixture
+	n := fx.Counts{Train: 3, Test: 2}
+	root := t.TempDir()
+	tr, te := fx.RAFDB(t, root, n)
+	out = append(out, staticFixture{"rafdb native", "rafdb", "native", root, tr, te, te, 7})
+	root = t.TempDir()
+	tr, te = fx.QCSList(t, root, "raf_db_basic_train.txt", "raf_db_basic_test.txt", "basic", 7, n, ".jpg")
+	out = append(out, staticFixture{"rafdb list", "rafdb", "list", root, tr, te, te, 7})
+	root = t.TempDir()
+	tr, va, te := fx.FERPlus(t, root, n)
+	out = append(out, staticFixture{"ferplus native", "ferplus", "native", root, tr, va, te, 8})
+	root = t.TempDir()
+	tr, te = fx.QCSList(t, root, "ferplus_training.txt", "ferplus_test.txt", "img", 8, n, ".png")
+	out = append(out, staticFixture{"ferplus list", "ferplus", "list", root, tr, te, te, 8})
+	for _, nc := range []int{7, 8} {
+		root = t.TempDir()
+		tr, va := fx.AffectNet(t, root, n, nc)
+		out = append(out, staticFixture{fmt.Sprintf("affectnet%d native", nc), fmt.Sprintf("affectnet%d", nc), "native", root, tr, va, va, nc})
+		root = t.TempDir()
+		tr, te = fx.QCSList(t, root, fmt.Sprintf("affectnet_training-cls%d-v7.txt", nc), fmt.Sprintf("affectnet_validation-cls%d.txt", nc), "Manually_trainval_croped", nc, n, ".jpg")
+		out = append(out, staticFixture{fmt.Sprintf("affectnet%d list", nc), fmt.Sprintf("affectnet%d", nc), "list", root, tr, te, te, nc})
+	}
+	return out
+}
+
+// Every layout of every still-image data set opens with the documented
+// splits, classes and shapes, gives single-image and quadruplet batches,
+// and its ImageInput (what predict feeds the model) equals the
+// evaluation batch of the same image.
+func TestStaticDatasets(t *testing.T) {
+	lockThread(t)
+	for _, f := range staticFixtures(t) {
+		t.Run(f.name, func(t *testing.T) {
+			s, err := OpenDataset(DataConfig{Name: f.data, Root: f.root, Options: withOptions(smallTransforms, "quadruplet", true)}, 1)
+			if err != nil {
+				t.Fatal(err)
+			}
+			if s.Train.Len() != f.train || s.Val.Len() != f.val || s.Test.Len() != f.test || len(s.Classes) != f.classes {
+				t.Fatalf("train %d val %d test %d classes %d; want %d %d %d %d", s.Train.Len(), s.Val.Len(), s.Test.Len(), len(s.Classes), f.train, f.val, f.test, f.classes)
+			}
+			if !slices.Equal(s.InputShape, []int64{3, 16, 16}) {
+				t.Fatalf("input shape %v", s.InputShape)
+			}
+			note := s.Val.(*StaticSplit).ProtocolNote()
+			if (f.layout == "list") != strings.Contains(note, "QCS lists") || !strings.Contains(note, "val") {
+				t.Fatalf("protocol note %q", note)
+			}
+			tr := s.Train.(*StaticSplit)
+			if tr.Quadruplet != true || (f.data[:3] == "aff") != tr.Balanced || (f.data[:3] == "aff") != (tr.Negative == data.NegativeUniform) {
+				t.Fatalf("sampler defaults: balanced %v, negative %v", tr.Balanced, tr.Negative)
+			}
+			b, err := s.Train.Batch([]int{0, 1, 2, f.train - 1}, true, NewRand(1, 2), cpu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer b.Drop()
+			if len(b.Inputs) != 4 || b.Size != 4 {
+				t.Fatalf("quadruplet batch: %d inputs, size %d", len(b.Inputs), b.Size)
+			}
+			y, _ := b.Target(TargetLabel)
+			yn, _ := b.Target(TargetLabelNeg)
+			for j, l := range y.Int64Values() {
+				if l == yn.Int64Values()[j] {
+					t.Fatalf("negative class %d equals the anchor's", l)
+				}
+			}
+			e, err := s.Test.Batch([]int{0, 1}, false, NewRand(0, 0), cpu)
+			if err != nil {
+				t.Fatal(err)
+			}
+			defer e.Drop()
+			if len(e.Inputs) != 1 {
+				t.Fatalf("eval batch has %d inputs", len(e.Inputs))
+			}
+			// ImageInput of the first test image = its eval input
+			set := s.Test.(*StaticSplit).Set
+			var img imaging.RGB
+			it := set.Items[0]
+			if it.Pixels != nil {
+				imaging.FromImage(it.Pixels, &img)
+			} else if err := imaging.DecodeFile(it.Path, &img); err != nil {
+				t.Fatal(err)
+			}
+			if !it.Box.Empty() {
+				return // the box is the data set's; a picture is taken whole
+			}
+			x, err := s.ImageInput(rgbImage(&img))
+			if err != nil {
+				t.Fatal(err)
+			}
+			ev := e.Inputs[0].Float64Values()
+			for i, v := range x {
+				if float64(v) != ev[i] {
+					t.Fatalf("ImageInput differs from the evaluation input at %d: %v vs %v", i, v, ev[i])
+				}
+			}
+		})
+	}
+}
+
+func rgbImage(m *imaging.RGB) image.Image {
+	img := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
+	for i := range m.W * m.H {
+		copy(img.Pix[4*i:4*i+3], m.Pix[3*i:3*i+3])
+		img.Pix[4*i+3] = 255
+	}
+	return img
+}
+
+// The defaults are the public QCS scripts' transforms (224×224 input),
+// and bad options are errors naming the option and what is allowed.
+func TestStaticDatasetOptions(t *testing.T) {
+	root := t.TempDir()
+	fx.RAFDB(t, root, fx.Counts{Train: 1, Test: 1})
+	s, err := OpenDataset(DataConfig{Name: "rafdb", Root: root}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	set := s.Train.(*StaticSplit).Set
+	if !slices.Equal(s.InputShape, []int64{3, 224, 224}) ||
+		!slices.Equal(set.Train.Steps(), []string{"resize", "hflip", "color_jitter", "to_tensor", "normalize", "random_erasing"}) ||
+		!slices.Equal(set.Test.Steps(), []string{"resize", "to_tensor", "normalize"}) {
+		t.Fatalf("rafdb defaults: %v, %v, %v", s.InputShape, set.Train.Steps(), set.Test.Steps())
+	}
+	for _, c := range []struct {
+		opts map[string]any
+		want string
+	}{
+		{map[string]any{"quadruplet": true}, `class 0 "surprise" (1 image: no other image of the class for the positive)`},
+		{map[string]any{"sampler": "weighted"}, "sampler = \"weighted\", want random"},
+		{map[string]any{"samples_per_epoch": 10}, "set sampler: balanced"},
+		{map[string]any{"negative_class": "any"}, "want data"},
+		{map[string]any{"layout": "csv"}, `layout = "csv", want auto, native`},
+		{map[string]any{"layout": "list"}, "raf_db_basic_train.txt"},
+		{map[string]any{"list_classes": []any{"a"}}, "options of the list layout"},
+		{map[string]any{"train_transforms": []any{"flip"}}, `train_transforms[0]: unknown transform "flip"`},
+		{map[string]any{"test_transforms": []any{"hflip", "to_tensor"}}, "test_transforms has random steps"},
+		{map[string]any{"train_transforms": []any{map[string]any{"resize": 100}}}, "train_transforms give 100x100 images, test_transforms 224x224"},
+		{map[string]any{"colour": 1}, `unknown key "colour"`},
+	} {
+		_, err := OpenDataset(DataConfig{Name: "rafdb", Root: root, Options: c.opts}, 1)
+		if err == nil || !strings.Contains(err.Error(), c.want) {
+			t.Errorf("%v: error %v, want %q", c.opts, err, c.want)
+		}
+	}
+	if _, err := OpenDataset(DataConfig{Name: "affectnet7", Root: t.TempDir()}, 1); err == nil ||
+		!strings.Contains(err.Error(), "affectnet_training-cls7-v7.txt") || !strings.Contains(err.Error(), "Manually_Annotated_Images") {
+		t.Fatalf("empty root: %v", err)
+	}
+	// balanced epochs: len/divisor anchors, or samples_per_epoch
+	root = t.TempDir()
+	fx.AffectNet(t, root, fx.Counts{Train: 3, Test: 1}, 7)
+	s, err = OpenDataset(DataConfig{Name: "affectnet7", Root: root, Options: withOptions(smallTransforms, "epoch_divisor", 3)}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := len(EpochOrder(s.Train, 1, 0)); got != 21/3 {
+		t.Fatalf("epoch of %d anchors, want 7", got)
+	}
+	s, _ = OpenDataset(DataConfig{Name: "affectnet7", Root: root, Options: withOptions(smallTransforms, "samples_per_epoch", 50)}, 1)
+	if got := len(EpochOrder(s.Train, 1, 0)); got != 50 {
+		t.Fatalf("epoch of %d anchors, want 50", got)
+	}
+}
+
+// quadModel is a test model that reads all four images of a quadruplet
+// batch (their mean goes through the tiny MLP), so its weights depend on
+// which positives and negatives were drawn and how they were augmented.
+type quadModel struct{ *Classifier }
+
+func (m quadModel) Forward(b *Batch, train bool) (Outputs, error) {
+	x, err := b.Input(0)
+	if err != nil {
+		return nil, err
+	}
+	if len(b.Inputs) == 4 {
+		s := x.MustAdd(b.Inputs[1], false)
+		s.MustAdd_(b.Inputs[2])
+		s.MustAdd_(b.Inputs[3])
+		x = s.MustDivScalar(ts.FloatScalar(4), true)
+		defer x.MustDrop()
+	}
+	return Outputs{OutputLogits: m.Net.ForwardT(x, train)}, nil
+}
+
+func init() {
+	RegisterModel("test-quad", "test model reading quadruplets", func(vs *nn.VarStore, spec ModelSpec) (Model, error) {
+		m, err := newTestMLP(vs, spec)
+		if err != nil {
+			return nil, err
+		}
+		return quadModel{m.(*Classifier)}, nil
+	})
+}
+
+// A quadruplet run (random and class-balanced anchors) interrupted
+// mid-epoch and resumed ends with the weights of an uninterrupted run:
+// every draw (anchor order, positives, negatives, augmentation) comes
+// from the (seed, epoch, batch) generators.
+func TestStaticQuadrupletResumeIsExact(t *testing.T) {
+	root := t.TempDir()
+	fx.AffectNet(t, root, fx.Counts{Train: 3, Test: 1}, 7)
+	for _, sampler := range []string{"random", "balanced"} {
+		opts := fmt.Sprintf(`data={name: affectnet7, root: %q, options: {quadruplet: true, sampler: %s, negative_class: data, workers: 2,
+			train_transforms: [{resize: [12, 12]}, hflip, {random_rotation: 20}, {color_jitter: [0.3, 0.3, 0.3, 0.1]}, to_tensor, {normalize: imagenet}, {random_erasing: {p: 0.5}}],
+			test_transforms: [{resize: [12, 12]}, to_tensor, {normalize: imagenet}]}}`, root, sampler)
+		mk := func() *Config {
+			return tinyConfig(t, "model.name=test-quad", opts, "batch_size=4", "epochs=2", "optimizer={name: adam, lr: 0.01}")
+		}
+		ref := mk()
+		rRef, resRef, err := train(t, ref, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if resRef.Steps != 12 { // 21 anchors / 4 = 6 batches per epoch
+			t.Fatalf("%s: %d steps, want 12", sampler, resRef.Steps)
+		}
+		want := weights(rRef.Model)
+		cfg := mk()
+		ctx, cancel := context.WithCancel(context.Background())
+		r, err := BuildRun(cfg)
+		if err != nil {
+			t.Fatal(err)
+		}
+		tr := r.Trainer()
+		tr.OnStep = func(s int) {
+			if s == 8 {
+				cancel()
+			}
+		}
+		tr.Out = io.Discard
+		_, err = tr.Fit(ctx, false)
+		var ie *InterruptedError
+		if !errors.As(err, &ie) || ie.Step != 8 {
+			t.Fatalf("%s: want an interrupt at step 8, got %v", sampler, err)
+		}
+		r2, _, err := train(t, cfg, true, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := sameWeights(want, weights(r2.Model)); err != nil {
+			t.Fatalf("%s: resumed run differs: %v", sampler, err)
+		}
+		// and the negatives matter: uniform negative classes (same seed,
+		// same anchors) give other weights
+		other := tinyConfig(t, "model.name=test-quad", strings.Replace(opts, "negative_class: data", "negative_class: uniform", 1),
+			"batch_size=4", "epochs=2", "optimizer={name: adam, lr: 0.01}")
+		r3, _, err := train(t, other, false, nil)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if sameWeights(want, weights(r3.Model)) == nil {
+			t.Fatalf("%s: the negatives do not change the run", sampler)
+		}
+	}
+}
