@@ -7,12 +7,14 @@ import (
 	_ "image/gif" // decoders for LoadImage
 	_ "image/jpeg"
 	_ "image/png"
+	"io"
 	"os"
 	"path/filepath"
 	"runtime"
 	"sort"
 	"strings"
 
+	"github.com/fer-research/fer/data/imaging"
 	"github.com/fer-research/fer/fer/internal/torchx"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -45,6 +47,23 @@ func LoadImage(path string) (image.Image, error) {
 	}
 	if st.Size() == 0 {
 		return nil, fmt.Errorf("image %s: empty file", path)
+	}
+	// JPEGs are decoded with libjpeg-turbo as the data loaders and
+	// Pillow do (Go's image/jpeg rounds differently), so a picture
+	// predicted from its file gets exactly the input evaluation gives it.
+	head := make([]byte, 2)
+	if _, err := io.ReadFull(f, head); err == nil && head[0] == 0xFF && head[1] == 0xD8 {
+		var rgb imaging.RGB
+		err := imaging.DecodeFile(path, &rgb)
+		if err == nil {
+			return rgb.NRGBA(), nil
+		}
+		if !strings.Contains(err.Error(), "color conversion") { // CMYK: image/jpeg below
+			return nil, fmt.Errorf("image %s: corrupt jpeg data (%v)", path, errors.Unwrap(err))
+		}
+	}
+	if _, err := f.Seek(0, io.SeekStart); err != nil {
+		return nil, fmt.Errorf("image %s: %w", path, err)
 	}
 	img, format, err := image.Decode(f)
 	if err != nil {

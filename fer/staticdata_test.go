@@ -11,7 +11,6 @@ import (
 	"testing"
 
 	"github.com/fer-research/fer/data"
-	"github.com/fer-research/fer/data/imaging"
 	fx "github.com/fer-research/fer/internal/staticfixtures"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
@@ -118,19 +117,19 @@ func TestStaticDatasets(t *testing.T) {
 			if len(e.Inputs) != 1 {
 				t.Fatalf("eval batch has %d inputs", len(e.Inputs))
 			}
-			// ImageInput of the first test image = its eval input
-			set := s.Test.(*StaticSplit).Set
-			var img imaging.RGB
-			it := set.Items[0]
-			if it.Pixels != nil {
-				imaging.FromImage(it.Pixels, &img)
-			} else if err := imaging.DecodeFile(it.Path, &img); err != nil {
-				t.Fatal(err)
-			}
+			// ImageInput of the first test image, read as predict reads a
+			// file (JPEGs through libjpeg-turbo), = its eval input
+			it := s.Test.(*StaticSplit).Set.Items[0]
 			if !it.Box.Empty() {
 				return // the box is the data set's; a picture is taken whole
 			}
-			x, err := s.ImageInput(rgbImage(&img))
+			var pic image.Image
+			if it.Pixels != nil {
+				pic = it.Pixels
+			} else if pic, err = LoadImage(it.Path); err != nil {
+				t.Fatal(err)
+			}
+			x, err := s.ImageInput(pic)
 			if err != nil {
 				t.Fatal(err)
 			}
@@ -142,15 +141,6 @@ func TestStaticDatasets(t *testing.T) {
 			}
 		})
 	}
-}
-
-func rgbImage(m *imaging.RGB) image.Image {
-	img := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
-	for i := range m.W * m.H {
-		copy(img.Pix[4*i:4*i+3], m.Pix[3*i:3*i+3])
-		img.Pix[4*i+3] = 255
-	}
-	return img
 }
 
 // The defaults are the public QCS scripts' transforms (224×224 input),

@@ -46,6 +46,16 @@ func (m *RGB) Clone() *RGB {
 	return c
 }
 
+// NRGBA returns m as an opaque *image.NRGBA (a copy).
+func (m *RGB) NRGBA() *image.NRGBA {
+	img := image.NewNRGBA(image.Rect(0, 0, m.W, m.H))
+	for i := range m.W * m.H {
+		copy(img.Pix[4*i:4*i+3], m.Pix[3*i:3*i+3])
+		img.Pix[4*i+3] = 255
+	}
+	return img
+}
+
 // Fill is a constant colour (R, G, B) for the pixels an operation
 // creates (padding, the corners a rotation uncovers).
 type Fill [3]uint8
