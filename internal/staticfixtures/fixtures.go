@@ -23,7 +23,7 @@ import (
 func Face(w, h, k int, seed uint64) *image.NRGBA {
 	rng := rand.New(rand.NewPCG(seed, uint64(k)))
 	img := image.NewNRGBA(image.Rect(0, 0, w, h))
-	base := [3]int{(k * 97) % 256, (k * 53 + 40) % 256, (k * 181 + 90) % 256}
+	base := [3]int{(k * 97) % 256, (k*53 + 40) % 256, (k*181 + 90) % 256}
 	for y := range h {
 		for x := range w {
 			stripe := 0
@@ -178,7 +178,7 @@ func FERPlus(t testing.TB, root string, n Counts) (int, int, int) {
 				counts[s]++
 			}
 		}
-		add(usage, 0, [10]int{3, 3, 3, 1, 0, 0, 0, 0, 0, 0}, fmt.Sprintf("fer%07d.png", row)) // no majority
+		add(usage, 0, [10]int{3, 3, 3, 1, 0, 0, 0, 0, 0, 0}, fmt.Sprintf("fer%07d.png", row))  // no majority
 		add(usage, 0, [10]int{0, 0, 0, 0, 0, 0, 0, 0, 0, 10}, fmt.Sprintf("fer%07d.png", row)) // not a face
 		add(usage, 0, [10]int{10, 0, 0, 0, 0, 0, 0, 0, 0, 0}, "")                              // no image
 	}
