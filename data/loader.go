@@ -143,27 +143,12 @@ func LoadBatch(ds Dataset, idx []int, train bool, rng *rand.Rand, workers int) (
 	if rng != nil {
 		base = rng.Uint64()
 	}
-	samples := make([]Sample, len(idx))
-	errs := make([]error, len(idx))
-	workers = max(1, min(workers, len(idx)))
-	var wg sync.WaitGroup
-	next := make(chan int)
-	for range workers {
-		wg.Add(1)
-		go func() {
-			defer wg.Done()
-			for j := range next {
-				r := rand.New(rand.NewPCG(base, splitmix64(uint64(int64(idx[j])))))
-				samples[j], errs[j] = loadOne(ds, idx[j], r, train)
-			}
-		}()
+	jobs := make([]loadJob, len(idx))
+	for j, i := range idx {
+		jobs[j] = loadJob{index: i, rng: rand.New(rand.NewPCG(base, splitmix64(uint64(int64(i))))), train: train}
 	}
-	for j := range idx {
-		next <- j
-	}
-	close(next)
-	wg.Wait()
-	if err := firstErr(errs); err != nil {
+	samples, err := loadJobs(ds, jobs, workers)
+	if err != nil {
 		return nil, err
 	}
 	return stack(samples, idx)

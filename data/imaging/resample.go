@@ -238,17 +238,7 @@ func (r *Resampler) Apply(src *RGB, lut *LUT, dst []float32, scratch *[]byte) er
 	if len(dst) != 3*ow*oh {
 		return fmt.Errorf("resample: dst has %d values, want %d", len(dst), 3*ow*oh)
 	}
-	rows := r.y1 - r.y0
-	need := 3 * ow * rows
-	var tmp []byte
-	if scratch != nil && cap(*scratch) >= need {
-		tmp = (*scratch)[:need]
-	} else {
-		tmp = make([]byte, need)
-		if scratch != nil {
-			*scratch = tmp
-		}
-	}
+	tmp := r.rows(scratch, ow)
 	r.horizontal(src, tmp, ow)
 	r.vertical(tmp, ow, oh, lut, dst)
 	return nil
@@ -268,17 +258,7 @@ func (r *Resampler) ApplyRGB(src *RGB, dst *RGB, scratch *[]byte) error {
 		return fmt.Errorf("resample: dst must not be src")
 	}
 	ow, oh := r.OutSize()
-	rows := r.y1 - r.y0
-	need := 3 * ow * rows
-	var tmp []byte
-	if scratch != nil && cap(*scratch) >= need {
-		tmp = (*scratch)[:need]
-	} else {
-		tmp = make([]byte, need)
-		if scratch != nil {
-			*scratch = tmp
-		}
-	}
+	tmp := r.rows(scratch, ow)
 	r.horizontal(src, tmp, ow)
 	dst.resize(ow, oh)
 	acc := make([]int32, 3*ow)
@@ -287,6 +267,20 @@ func (r *Resampler) ApplyRGB(src *RGB, dst *RGB, scratch *[]byte) error {
 		(*C.int32_t)(unsafe.Pointer(&r.v.n[0])), C.int(r.v.ksize),
 		(*C.uint8_t)(unsafe.Pointer(&dst.Pix[0])), (*C.int32_t)(unsafe.Pointer(&acc[0])))
 	return nil
+}
+
+// rows returns the buffer for the intermediate rows of an ow-wide
+// output, from scratch when it is large enough (and kept there).
+func (r *Resampler) rows(scratch *[]byte, ow int) []byte {
+	need := 3 * ow * (r.y1 - r.y0)
+	if scratch != nil && cap(*scratch) >= need {
+		return (*scratch)[:need]
+	}
+	tmp := make([]byte, need)
+	if scratch != nil {
+		*scratch = tmp
+	}
+	return tmp
 }
 
 // horizontal is ImagingResampleHorizontal_8bpc over the source rows
