@@ -136,6 +136,15 @@ func stack(samples []Sample, idx []int) (*Batch, error) {
 // only. This is the synchronous path for a trainer that hands out one
 // random generator per batch (fer.Dataset.Batch).
 func LoadBatch(ds Dataset, idx []int, train bool, rng *rand.Rand, workers int) (*Batch, error) {
+	return loadSeeded(ds, idx, train, rng, workers, func(base uint64, _, i int) *rand.Rand {
+		return rand.New(rand.NewPCG(base, splitmix64(uint64(int64(i)))))
+	})
+}
+
+// loadSeeded loads and stacks the samples at idx; sample j (index i)
+// gets the generator seed(base, j, i), base being one draw of rng (0
+// without one).
+func loadSeeded(ds Dataset, idx []int, train bool, rng *rand.Rand, workers int, seed func(base uint64, j, i int) *rand.Rand) (*Batch, error) {
 	if len(idx) == 0 {
 		return nil, fmt.Errorf("load batch: no indices")
 	}
@@ -145,7 +154,7 @@ func LoadBatch(ds Dataset, idx []int, train bool, rng *rand.Rand, workers int) (
 	}
 	jobs := make([]loadJob, len(idx))
 	for j, i := range idx {
-		jobs[j] = loadJob{index: i, rng: rand.New(rand.NewPCG(base, splitmix64(uint64(int64(i))))), train: train}
+		jobs[j] = loadJob{index: i, rng: seed(base, j, i), train: train}
 	}
 	samples, err := loadJobs(ds, jobs, workers)
 	if err != nil {

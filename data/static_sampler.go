@@ -242,22 +242,7 @@ func LoadQuadruplets(ds Dataset, ci *ClassIndex, idx []int, mode NegativeClass, 
 // from its position in the batch instead of its index (so a sample drawn
 // twice with replacement gets two augmentations).
 func LoadPositions(ds Dataset, idx []int, train bool, rng *rand.Rand, workers int) (*Batch, error) {
-	if len(idx) == 0 {
-		return nil, fmt.Errorf("load batch: no indices")
-	}
-	var base uint64
-	if rng != nil {
-		base = rng.Uint64()
-	}
-	jobs := make([]loadJob, len(idx))
-	for j, i := range idx {
-		jobs[j] = loadJob{index: i, rng: PositionRand(base, j, 1), train: train}
-	}
-	samples, err := loadJobs(ds, jobs, workers)
-	if err != nil {
-		return nil, err
-	}
-	return stack(samples, idx)
+	return loadSeeded(ds, idx, train, rng, workers, func(base uint64, j, _ int) *rand.Rand { return PositionRand(base, j, 1) })
 }
 
 type loadJob struct {

@@ -196,12 +196,12 @@ func (k staticKind) help() string {
 		k.title, len(k.classes), k.nativeHelp, k.trainList, k.testList, k.listImages, native, k.transformsHelp, k.sampler, k.negative)
 }
 
-func yamlValue(src string) any {
+func yamlValue(src string) (any, error) {
 	var v any
 	if err := yaml.Unmarshal([]byte(src), &v); err != nil {
-		panic(fmt.Sprintf("built-in transforms %q: %v", src, err)) // a constant of this file
+		return nil, fmt.Errorf("built-in transforms %q: %w", src, err)
 	}
-	return v
+	return v, nil
 }
 
 // underRoot resolves p against root unless it is absolute.
@@ -218,11 +218,16 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 	if err := DecodeOptions(cfg.Options, &o, "dataset "+k.name); err != nil {
 		return nil, err
 	}
+	var err error
 	if o.TrainTransforms == nil {
-		o.TrainTransforms = yamlValue(k.trainTransforms)
+		if o.TrainTransforms, err = yamlValue(k.trainTransforms); err != nil {
+			return nil, err
+		}
 	}
 	if o.TestTransforms == nil {
-		o.TestTransforms = yamlValue(k.testTransforms)
+		if o.TestTransforms, err = yamlValue(k.testTransforms); err != nil {
+			return nil, err
+		}
 	}
 	if cfg.Root == "" {
 		return nil, fmt.Errorf("data.root is empty: give the data folder with --data-root PATH (or data.root in the config)")
