@@ -40,9 +40,9 @@ func (auxData) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.Device) (*
 // the steps that carried one.
 type auxModel struct {
 	*Classifier
-	W    *ts.Tensor
-	mu   sync.Mutex
-	got  []bool      // per Forward call in training: had an aux batch
+	W   *ts.Tensor
+	mu  sync.Mutex
+	got []bool // per Forward call in training: had an aux batch
 }
 
 func newAuxModel(vs *nn.VarStore, spec ModelSpec) (Model, error) {
