@@ -300,3 +300,36 @@ func selfMask(s *ts.Tensor, value float64) (*ts.Tensor, error) {
 	defer eye.MustDrop()
 	return s.MaskedFill(eye, ts.FloatScalar(value), false)
 }
+
+// GroupAttention is the data of RMFER's Fig. 4: the attention matrix A
+// the model computes over one RMset group embedded as a batch, [anchor
+// (1), positives (P), negatives (N)] of [·,3,H,W] images, in eval mode
+// without gradient; row i is sample i's attention over the group.
+func (m *RMFER) GroupAttention(anchor, positives, negatives *ts.Tensor) ([][]float64, error) {
+	var rows [][]float64
+	err := noGrad(func() error {
+		x, err := ts.Cat([]*ts.Tensor{anchor, positives, negatives}, 0)
+		if err != nil {
+			return err
+		}
+		defer x.MustDrop()
+		out, err := m.Forward(x, false)
+		if err != nil {
+			return err
+		}
+		defer out.Drop()
+		n, err := out.Attention.Size()
+		if err != nil {
+			return err
+		}
+		vals := out.Attention.Float64Values()
+		for i := int64(0); i < n[0]; i++ {
+			rows = append(rows, vals[i*n[1]:(i+1)*n[1]])
+		}
+		return nil
+	})
+	if err != nil {
+		return nil, fmt.Errorf("rmfer: group attention: %w", err)
+	}
+	return rows, nil
+}

@@ -3,9 +3,13 @@ package models
 import (
 	"context"
 	"fmt"
+	"image"
+	"image/color"
+	"image/png"
 	"io"
 	"math"
 	"math/rand/v2"
+	"os"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -13,6 +17,7 @@ import (
 	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/data/synth"
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/plots"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -234,5 +239,92 @@ func TestRMFERTwoPhaseWithRMset(t *testing.T) {
 		if !w.MustEqual(&g, false) {
 			t.Fatalf("%s differs after resuming into phase 2", name)
 		}
+	}
+}
+
+// TestRMFERGroupAttentionDump: Fig. 4's data from the model: the attention
+// over an RMset group [anchor, positives, negatives] drawn by the sampler
+// is a row-softmax with a zero (self-masked) diagonal, and it round-trips
+// through an attention dump into the figure, faces included.
+func TestRMFERGroupAttentionDump(t *testing.T) {
+	lockThread(t)
+	sampler, load := synthRMset(t)
+	fer.SeedTorch(5)
+	vs := newCPUStore()
+	m, err := NewRMFER(vs.Root(), DefaultRMFERConfig(7))
+	if err != nil {
+		t.Fatal(err)
+	}
+	ds := &fer.RMsetData{Sampler: sampler, Load: load, Shape: []int64{3, 48, 48}, Workers: 2}
+	b, err := ds.Batch([]int{0}, false, rand.New(rand.NewPCG(1, 2)), vs.Device())
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Drop()
+	pos := b.Inputs[fer.RMsetInputPositives].MustSelect(0, 0, false)
+	neg := b.Inputs[fer.RMsetInputNegatives].MustSelect(0, 0, false)
+	defer pos.MustDrop()
+	defer neg.MustDrop()
+	a, err := m.GroupAttention(b.Inputs[fer.RMsetInputAnchor], pos, neg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if len(a) != 13 {
+		t.Fatalf("%d rows, want 1 + 6 + 6", len(a))
+	}
+	for i, row := range a {
+		sum := 0.0
+		for _, v := range row {
+			sum += v
+		}
+		if math.Abs(sum-1) > 1e-5 || row[i] != 0 {
+			t.Fatalf("row %d sums to %v with diagonal %v", i, sum, row[i])
+		}
+	}
+	// the faces the model saw, as the group's files
+	dir := t.TempDir()
+	if d := os.Getenv("FER_FIGURES_DIR"); d != "" { // to look at the figure
+		dir = d
+	}
+	grp := plots.AttentionGroup{Anchor: "anchor.png", Attention: a}
+	writeFace(t, b.Inputs[fer.RMsetInputAnchor].MustSelect(0, 0, false), filepath.Join(dir, grp.Anchor))
+	for k := int64(0); k < 6; k++ {
+		grp.Positives = append(grp.Positives, fmt.Sprintf("p%d.png", k+1))
+		writeFace(t, pos.MustSelect(0, k, false), filepath.Join(dir, grp.Positives[k]))
+		grp.Negatives = append(grp.Negatives, fmt.Sprintf("n%d.png", k+1))
+		writeFace(t, neg.MustSelect(0, k, false), filepath.Join(dir, grp.Negatives[k]))
+	}
+	dump := filepath.Join(dir, "attention.json")
+	if err := plots.WriteAttentionDump(dump, &plots.AttentionDump{Model: "rmfer", Tau: 1, SelfMasking: true, Groups: []plots.AttentionGroup{grp}}); err != nil {
+		t.Fatal(err)
+	}
+	if err := plots.AttentionFromDump(filepath.Join(dir, "fig4.png"), dump, 0, true, "rmfer at initialisation, synthetic RMset"); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// writeFace writes an image tensor [3,H,W] in [0,1] (consumed) as a PNG.
+func writeFace(t *testing.T, x *ts.Tensor, path string) {
+	t.Helper()
+	shape := x.MustSize()
+	v := x.Float64Values(true)
+	h, w := int(shape[1]), int(shape[2])
+	img := image.NewRGBA(image.Rect(0, 0, w, h))
+	for y := 0; y < h; y++ {
+		for c := 0; c < w; c++ {
+			var px [3]uint8
+			for k := range px {
+				px[k] = uint8(math.Round(255 * math.Min(1, math.Max(0, v[k*h*w+y*w+c]))))
+			}
+			img.SetRGBA(c, y, color.RGBA{R: px[0], G: px[1], B: px[2], A: 255})
+		}
+	}
+	f, err := os.Create(path)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer f.Close()
+	if err := png.Encode(f, img); err != nil {
+		t.Fatal(err)
 	}
 }
