@@ -13,9 +13,7 @@ import (
 	"path/filepath"
 	"strings"
 
-	"gonum.org/v1/plot"
 	"gonum.org/v1/plot/plotter"
-	"gonum.org/v1/plot/text"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
 )
@@ -210,28 +208,14 @@ func Attention(path string, g AttentionGroup, root, title string) error {
 	hm.Min, hm.Max = 0, hi
 	p.Add(hm)
 	if n <= 16 {
-		var xys plotter.XYs
-		var labels []string
-		var styles []text.Style
 		fs := vg.Length(math.Min(9, 9*11/float64(n)))
-		for i := 0; i < n; i++ {
-			for j := 0; j < n; j++ {
-				v := g.Attention[i][j]
-				sty := text.Style{Color: color.Black, Font: p.X.Tick.Label.Font, XAlign: draw.XCenter, YAlign: draw.YCenter, Handler: plot.DefaultTextHandler}
-				sty.Font.Size = fs
-				if v/hi > 0.55 {
-					sty.Color = color.White
-				}
-				xys = append(xys, plotter.XY{X: float64(j), Y: float64(n - 1 - i)})
-				labels = append(labels, fmt.Sprintf("%.2f", v))
-				styles = append(styles, sty)
-			}
-		}
-		lab, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+		lab, err := cellLabels(p, n, fs, func(i, j int) (string, bool) {
+			v := g.Attention[i][j]
+			return fmt.Sprintf("%.2f", v), v/hi > 0.55
+		})
 		if err != nil {
 			return fmt.Errorf("plot %s: %w", path, err)
 		}
-		lab.TextStyle = styles
 		p.Add(lab)
 	}
 	// group separators after the anchor and after the positives

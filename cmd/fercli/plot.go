@@ -130,7 +130,7 @@ map, with the face crops above their columns when the dump's files can be
 read (relative to the dump's "root", default its folder), and prints the
 anchor's mean attention to its positives and to its negatives.
 
-  fercli plot attention attention.json --group 0 -o fig4.png`,
+  fercli plot attention --group 0 -o fig4.png attention.json`,
 				Flags: []cli.Flag{
 					out("FILE-attention.png"), title,
 					&cli.IntFlag{Name: "group", Usage: "index of the group in the dump"},
