@@ -60,7 +60,8 @@ type AuxConfig struct {
 	// BatchSize is the number of the stream's samples per step (0 = 1).
 	BatchSize int `yaml:"batch_size"`
 	// StartEpoch is the number of epochs trained before the stream is
-	// drawn (0: from the first step).
+	// drawn (0: from the first step). RMFER's K, the length of its
+	// L_pre-only phase: UNCONFIRMED (the ACL stage was never released).
 	StartEpoch int `yaml:"start_epoch"`
 }
 
