@@ -45,6 +45,10 @@ type Batch struct {
 	Size int
 	// IDs name the samples (file path, clip id) for messages; may be nil.
 	IDs []string
+	// Aux is the second (unlabelled) stream's batch drawn for this
+	// training step (see AuxStream), nil when there is none; Drop frees it
+	// with the batch.
+	Aux *Batch
 }
 
 // Input returns input i or an error naming what is missing.
@@ -79,7 +83,8 @@ func (b *Batch) Drop() {
 			t.Drop()
 		}
 	}
-	b.Inputs, b.Targets = nil, nil
+	b.Aux.Drop()
+	b.Inputs, b.Targets, b.Aux = nil, nil, nil
 }
 
 // Outputs are a model's named outputs for one batch (OutputLogits, "va",

@@ -64,6 +64,9 @@ type Config struct {
 	// LogEvery appends a "train_step" record to metrics.jsonl every N
 	// steps (0: epoch records only).
 	LogEvery int `yaml:"log_every_steps"`
+	// Aux is an optional second, unlabelled data stream drawn beside
+	// every training batch (aux.go).
+	Aux AuxConfig `yaml:"aux,omitempty"`
 }
 
 // ModelConfig names a registered model and its options.
@@ -218,6 +221,9 @@ func (c *Config) Validate() error {
 		return fmt.Errorf("best_mode = %q, want max or min", c.BestMode)
 	case c.RunDir == "":
 		return fmt.Errorf("run_dir is empty")
+	}
+	if err := c.Aux.validate(); err != nil {
+		return err
 	}
 	o := c.Optimizer
 	switch o.Name {

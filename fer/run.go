@@ -17,6 +17,8 @@ type Run struct {
 	Model        Model
 	Loss         Loss
 	NewEvaluator func() Evaluator
+	// Aux is the second data stream of cfg.Aux (nil without one).
+	Aux *AuxStream
 }
 
 // BuildRun opens cfg's data set and builds cfg's model on cfg's device,
@@ -34,6 +36,9 @@ func BuildRun(cfg *Config) (*Run, error) {
 		return nil, err
 	}
 	r := &Run{Cfg: cfg, Device: dev, Data: data}
+	if r.Aux, err = NewAuxStream(cfg.Aux, cfg.Seed); err != nil {
+		return nil, err
+	}
 	if r.Model, err = BuildModel(cfg, data, dev); err != nil {
 		return nil, err
 	}
@@ -65,5 +70,5 @@ func BuildModel(cfg *Config, data *Splits, dev gotch.Device) (Model, error) {
 // Trainer returns a Trainer for the run's training and validation splits.
 func (r *Run) Trainer() *Trainer {
 	return &Trainer{Cfg: r.Cfg, Model: r.Model, Loss: r.Loss, Train: r.Data.Train, Val: r.Data.Val,
-		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape}
+		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape, Aux: r.Aux}
 }

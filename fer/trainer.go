@@ -68,6 +68,10 @@ type Trainer struct {
 	// OnStep is called after every optimisation step with the step
 	// number (after any checkpoint of that step).
 	OnStep func(step int)
+	// Aux is a second data stream drawn beside every labelled batch from
+	// its StartEpoch on, handed to the model as Batch.Aux (aux.go); nil:
+	// none.
+	Aux *AuxStream
 
 	opt     *optim.Optimizer
 	sam     *optim.SAM
@@ -134,6 +138,11 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 	}
 	if t.Train.Len() == 0 {
 		return nil, errors.New("trainer: the training split is empty")
+	}
+	if t.Aux != nil {
+		if err := t.Aux.check(); err != nil {
+			return nil, err
+		}
 	}
 	cfg := t.Cfg
 	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
@@ -345,6 +354,11 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 		}
 		idx := batches[bi]
 		b, err := t.Train.Batch(idx, true, BatchRand(cfg.Seed, epoch, bi), t.Device)
+		if err == nil {
+			if err = t.attachAux(b, epoch, bi); err != nil {
+				b.Drop()
+			}
+		}
 		if err != nil {
 			bar.Finish()
 			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)

@@ -35,6 +35,27 @@ type EfficientNetConfig struct {
 	DropPathRate float64
 	// BNEps is BatchNorm's eps; 0 means TensorFlow's 1e-3.
 	BNEps float64
+	// Names selects the top-level parameter names: "" or "timm" for
+	// timm's (conv_stem, bn1, blocks, conv_head, bn2, classifier), "rmfer"
+	// for the public RMFER code's backbone, nn.Sequential(*list(timm
+	// model.children())[:-1]) under the authors' timm version, whose
+	// children were conv_stem, bn1, act1, blocks, conv_head, bn2, act2,
+	// global_pool (their notebook prints it): 0, 1, 3, 4, 5. Names below
+	// the blocks ("3.1.0.conv_pw.weight") are timm's in both.
+	Names string
+}
+
+// effNames are the top-level module names of one naming scheme.
+type effNames struct{ stem, bn1, blocks, head, bn2 string }
+
+func (c EfficientNetConfig) names() (effNames, error) {
+	switch c.Names {
+	case "", "timm":
+		return effNames{"conv_stem", "bn1", "blocks", "conv_head", "bn2"}, nil
+	case "rmfer":
+		return effNames{"0", "1", "3", "4", "5"}, nil
+	}
+	return effNames{}, fmt.Errorf("names = %q, want timm or rmfer", c.Names)
 }
 
 // EfficientNetB2Config is tf_efficientnet_b2(_ns) with numClasses outputs
@@ -259,12 +280,16 @@ func newEfficientNet(b *builder, cfg EfficientNetConfig) (*EfficientNet, error) 
 	if cfg.BNEps == 0 {
 		cfg.BNEps = 1e-3
 	}
+	nm, err := cfg.names()
+	if err != nil {
+		return nil, fmt.Errorf("efficientnet: %w", err)
+	}
 	eps := cfg.BNEps
 	channels := func(c int64) int64 { return makeDivisible(float64(c) * cfg.Width) }
 	m := &EfficientNet{cfg: cfg}
 	stem := channels(32)
-	m.ConvStem = newSameConv(b.sub("conv_stem"), 3, stem, 3, 2, 1, false)
-	m.BN1 = newBatchNorm(b.sub("bn1"), stem, eps)
+	m.ConvStem = newSameConv(b.sub(nm.stem), 3, stem, 3, 2, 1, false)
+	m.BN1 = newBatchNorm(b.sub(nm.bn1), stem, eps)
 	repeats := make([]int, len(effB0))
 	total := 0
 	for s, st := range effB0 {
@@ -276,7 +301,7 @@ func newEfficientNet(b *builder, cfg EfficientNetConfig) (*EfficientNet, error) 
 		out := channels(st.channels)
 		var blocks []EffBlock
 		for i := 0; i < repeats[s]; i++ {
-			bb := b.sub(fmt.Sprintf("blocks.%d.%d", s, i))
+			bb := b.sub(fmt.Sprintf("%s.%d.%d", nm.blocks, s, i))
 			stride := st.stride
 			if i > 0 {
 				stride = 1
@@ -312,8 +337,8 @@ func newEfficientNet(b *builder, cfg EfficientNetConfig) (*EfficientNet, error) 
 		m.Blocks = append(m.Blocks, blocks)
 	}
 	head := channels(1280)
-	m.ConvHead = newSameConv(b.sub("conv_head"), in, head, 1, 1, 1, false)
-	m.BN2 = newBatchNorm(b.sub("bn2"), head, eps)
+	m.ConvHead = newSameConv(b.sub(nm.head), in, head, 1, 1, 1, false)
+	m.BN2 = newBatchNorm(b.sub(nm.bn2), head, eps)
 	m.featureDim = head
 	if cfg.NumClasses > 0 {
 		m.Classifier = newLinear(b.sub("classifier"), head, cfg.NumClasses)

@@ -33,6 +33,9 @@ func TestMain(m *testing.M) {
 	if fixtureDir != "" && os.Getenv("FER_MODELS_FIXTURES") == "" {
 		os.RemoveAll(fixtureDir)
 	}
+	if rmferDir != "" && os.Getenv("FER_RMFER_FIXTURES") == "" {
+		os.RemoveAll(rmferDir)
+	}
 	os.Exit(code)
 }
 

@@ -102,37 +102,16 @@ func Confusion(path string, c *metrics.Confusion, classes []string, title string
 	if n > 8 {
 		fs = vg.Length(math.Max(5, 10*8/float64(n)))
 	}
-	var xys plotter.XYs
-	var labels []string
-	var styles []text.Style
-	for t := 0; t < n; t++ {
-		for q := 0; q < n; q++ {
-			v := norm[t][q]
-			s := "–"
-			if !math.IsNaN(v) {
-				s = fmt.Sprintf("%.1f", 100*v)
-			}
-			sty := text.Style{
-				Color:   color.Black,
-				Font:    p.X.Tick.Label.Font,
-				XAlign:  draw.XCenter,
-				YAlign:  draw.YCenter,
-				Handler: plot.DefaultTextHandler,
-			}
-			sty.Font.Size = fs
-			if v > 0.55 {
-				sty.Color = color.White
-			}
-			xys = append(xys, plotter.XY{X: float64(q), Y: float64(n - 1 - t)})
-			labels = append(labels, s)
-			styles = append(styles, sty)
+	lab, err := cellLabels(p, n, fs, func(t, q int) (string, bool) {
+		v := norm[t][q]
+		if math.IsNaN(v) {
+			return "–", false
 		}
-	}
-	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+		return fmt.Sprintf("%.1f", 100*v), v > 0.55
+	})
 	if err != nil {
 		return fmt.Errorf("plot %s: %w", path, err)
 	}
-	lab.TextStyle = styles
 	p.Add(lab)
 
 	xnames := make([]string, n)
@@ -159,6 +138,40 @@ func Confusion(path string, c *metrics.Confusion, classes []string, title string
 		p.Draw(dc)
 		return nil
 	})
+}
+
+// cellLabels writes the text of every cell of an n×n heat map (row 0 at
+// the top) in font size fs; cell(row, col) gives the text and whether the
+// cell is dark (white text).
+func cellLabels(p *plot.Plot, n int, fs vg.Length, cell func(row, col int) (string, bool)) (*plotter.Labels, error) {
+	var xys plotter.XYs
+	var labels []string
+	var styles []text.Style
+	for r := 0; r < n; r++ {
+		for c := 0; c < n; c++ {
+			s, dark := cell(r, c)
+			sty := text.Style{
+				Color:   color.Black,
+				Font:    p.X.Tick.Label.Font,
+				XAlign:  draw.XCenter,
+				YAlign:  draw.YCenter,
+				Handler: plot.DefaultTextHandler,
+			}
+			sty.Font.Size = fs
+			if dark {
+				sty.Color = color.White
+			}
+			xys = append(xys, plotter.XY{X: float64(c), Y: float64(n - 1 - r)})
+			labels = append(labels, s)
+			styles = append(styles, sty)
+		}
+	}
+	lab, err := plotter.NewLabels(plotter.XYLabels{XYs: xys, Labels: labels})
+	if err != nil {
+		return nil, err
+	}
+	lab.TextStyle = styles
+	return lab, nil
 }
 
 // ConfusionSize is the figure size for n classes: square-ish cells for

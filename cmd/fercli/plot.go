@@ -32,7 +32,7 @@ func init() {
 	title := &cli.StringFlag{Name: "title", Usage: "figure title (default: model and dataset of the file)"}
 	register(&cli.Command{
 		Name:  "plot",
-		Usage: "draw figures: t-SNE, MDS, confusion matrix, training curves, Grad-CAM",
+		Usage: "draw figures: t-SNE, MDS, confusion matrix, training curves, Grad-CAM, RMFER attention",
 		Subcommands: []*cli.Command{
 			{
 				Name:      "tsne",
@@ -119,6 +119,24 @@ centres, and get a map per frame.
 					out("INPUT-gradcam.png"),
 				},
 				Action: plotGradCAM,
+			},
+			{
+				Name:      "attention",
+				Usage:     "RMFER's Fig. 4: the attention between an RMset anchor, its positives and negatives",
+				ArgsUsage: "ATTENTION.json",
+				Description: `Draws one group of an attention dump (plots.AttentionDump: the matrix A of
+RMFER's inter-sample attention over [anchor, positives, negatives]) as a heat
+map, with the face crops above their columns when the dump's files can be
+read (relative to the dump's "root", default its folder), and prints the
+anchor's mean attention to its positives and to its negatives.
+
+  fercli plot attention --group 0 -o fig4.png attention.json`,
+				Flags: []cli.Flag{
+					out("FILE-attention.png"), title,
+					&cli.IntFlag{Name: "group", Usage: "index of the group in the dump"},
+					&cli.BoolFlag{Name: "no-faces", Usage: "do not draw the face crops"},
+				},
+				Action: plotAttention,
 			},
 		},
 	})
