@@ -285,6 +285,20 @@ func InspectQCSCheckpoint(file string) (*QCSCheckpointInfo, error) {
 // VarStore's root. The public code's loader silently skips any name it
 // cannot match; here every backbone tensor must be found.
 func LoadQCSBackboneInit(vs *nn.VarStore, file string) (*LoadReport, error) {
+	rep, err := LoadIR50Init(vs, "ir_back", IR50QCSConfig(), file)
+	if err != nil {
+		return rep, fmt.Errorf("initialise the QCS backbone: %w", err)
+	}
+	return rep, nil
+}
+
+// LoadIR50Init loads IR-50 weights into the IR50 built with cfg under the
+// dotted prefix into of vs ("" for the root): ir50.pth in the QCS/POSTER++
+// layout (body1..), face.evoLVe's (body.N, mapped by cfg.RenameKey, parts
+// cfg does not build ignored), or the ir_back.* tensors of a QCS/DCS
+// checkpoint (the rest ignored). Ignored keys are listed, sorted, in the
+// report; a missing backbone tensor is an error.
+func LoadIR50Init(vs *nn.VarStore, into string, cfg IR50Config, file string) (*LoadReport, error) {
 	sd, err := ReadStateDict(file)
 	if err != nil {
 		return nil, err
@@ -293,7 +307,6 @@ func LoadQCSBackboneInit(vs *nn.VarStore, file string) (*LoadReport, error) {
 	qcs := slices.ContainsFunc(sd.Names, func(k string) bool {
 		return strings.HasPrefix(strings.TrimPrefix(k, "module."), "ir_back.")
 	})
-	bcfg := IR50QCSConfig()
 	rename := func(key string) string {
 		if qcs {
 			rest, ok := strings.CutPrefix(key, "ir_back.")
@@ -302,11 +315,11 @@ func LoadQCSBackboneInit(vs *nn.VarStore, file string) (*LoadReport, error) {
 			}
 			key = rest
 		}
-		return bcfg.RenameKey(key)
+		return cfg.RenameKey(key)
 	}
-	rep, err := LoadStateDict(vs, sd, LoadOptions{Into: "ir_back", StripPrefixes: []string{"module."}, Rename: rename})
+	rep, err := LoadStateDict(vs, sd, LoadOptions{Into: into, StripPrefixes: []string{"module."}, Rename: rename})
 	if err != nil {
-		return rep, fmt.Errorf("initialise the QCS backbone: %w", err)
+		return rep, err
 	}
 	sort.Strings(rep.Ignored)
 	return rep, nil
