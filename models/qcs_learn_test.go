@@ -6,7 +6,6 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"strconv"
 	"testing"
 	"time"
 
@@ -148,24 +147,26 @@ func nClasses(subset []int) int {
 // synthetic faces beats chance on held-out faces. The default run is a
 // small configuration of the real code path (width 32, one IR unit per
 // stage, 24-pixel backbone input: 2×2 tokens per scale, 3 classes, 40 SAM
-// steps; about 25 s of CPU). FER_QCS_LEARN=full trains the same small
-// network longer on all 7 classes (210 steps, a few minutes).
+// steps of 6 quadruplets; about 25 s of CPU). FER_QCS_LEARN=full trains
+// the small network on all 7 classes at 32 pixels (350 steps, ~7 minutes
+// on 2 cores). The full-size network is not trained here: on a 2-core
+// CPU one SAM step of 6 quadruplets at 768 wide and 112 pixels takes
+// minutes.
 func TestQCSLearnsSyntheticFaces(t *testing.T) {
 	lockThread(t)
 	if os.Getenv("FER_QCS_LEARN") == "full" {
-		lr, _ := strconv.ParseFloat(os.Getenv("XLR"), 64)
-		rs, _ := strconv.Atoi(os.Getenv("XRS"))
-		acc := qcsTrainSynthetic(t, qcsLearnRun{size: 32, resize: rs, dim: 32, units: []int{1, 1, 1}, batch: 6, epochs: 3, nTrain: 420, nTest: 280, lr: lr, seed: 3})
+		acc := qcsTrainSynthetic(t, qcsLearnRun{size: 32, resize: 32, dim: 32, units: []int{1, 1, 1}, batch: 6, epochs: 5, nTrain: 420, nTest: 280, lr: 3e-4, seed: 3})
 		// chance 1/7; 25% is > 4 standard errors above it on 280 faces
 		if acc < 0.25 {
 			t.Errorf("seven-class held-out accuracy %.3f, want >= 0.25 (chance 0.143)", acc)
 		}
 		return
 	}
-	acc := qcsTrainSynthetic(t, qcsLearnRun{size: 32, resize: 24, dim: 32, units: []int{1, 1, 1}, batch: 6, epochs: 2, nTrain: 120, nTest: 90, lr: 1e-3, seed: 5,
+	// seeds 5, 6, 7 reached 54.4%, 54.4%, 58.9%
+	acc := qcsTrainSynthetic(t, qcsLearnRun{size: 32, resize: 24, dim: 32, units: []int{1, 1, 1}, batch: 6, epochs: 2, nTrain: 120, nTest: 90, lr: 5e-4, seed: 5,
 		classes: []int{synth.Happy, synth.Surprise, synth.Anger}})
-	// chance 1/3; 48% is 3 standard errors above it on 90 faces
-	if acc < 0.48 {
-		t.Errorf("three-class held-out accuracy %.3f, want >= 0.48 (chance 0.333)", acc)
+	// chance 1/3; 45% is 2.4 standard errors above it on 90 faces
+	if acc < 0.45 {
+		t.Errorf("three-class held-out accuracy %.3f, want >= 0.45 (chance 0.333)", acc)
 	}
 }

@@ -5,16 +5,12 @@ import (
 	"errors"
 	"fmt"
 	"math"
-	"os"
-	"os/exec"
 	"path/filepath"
 	"runtime"
 	"slices"
 	"sort"
 	"strings"
-	"sync"
 	"testing"
-	"time"
 
 	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/fer"
@@ -24,60 +20,11 @@ import (
 	"github.com/sugarme/gotch/ts"
 )
 
-// The PyTorch side of the QCS tests: testdata/qcs_reference.py, our own
-// module written from the public code with its parameter names, run once
-// per test binary with /usr/bin/python3. FER_QCS_FIXTURES names a
-// directory it already filled (saves its ~30 s while developing).
-var (
-	qcsFixOnce sync.Once
-	qcsFixDir  string
-	qcsFixMeta map[string]json.RawMessage
-	qcsFixErr  error
-	qcsFixSkip string
-)
-
-func qcsFixtures(t *testing.T) string {
-	t.Helper()
-	qcsFixOnce.Do(func() {
-		if dir := os.Getenv("FER_QCS_FIXTURES"); dir != "" {
-			raw, err := os.ReadFile(filepath.Join(dir, "qcs_meta.json"))
-			if err == nil {
-				err = json.Unmarshal(raw, &qcsFixMeta)
-			}
-			qcsFixDir, qcsFixErr = dir, err
-			return
-		}
-		if out, err := exec.Command(systemPython, "-c", "import torch, numpy").CombinedOutput(); err != nil {
-			qcsFixSkip = fmt.Sprintf("PyTorch reference unavailable: %s cannot import torch, numpy (%v: %s); install python3-torch (setup-gotch.sh does)", systemPython, err, out)
-			return
-		}
-		dir, err := os.MkdirTemp("", "fer-models-fixtures-qcs-")
-		if err != nil {
-			qcsFixErr = err
-			return
-		}
-		qcsFixDir = dir
-		start := time.Now()
-		cmd := exec.Command(systemPython, filepath.Join("testdata", "qcs_reference.py"), dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			qcsFixErr = fmt.Errorf("testdata/qcs_reference.py: %v\n%s", err, out)
-			return
-		}
-		fmt.Printf("models: QCS PyTorch reference written in %.1fs\n", time.Since(start).Seconds())
-		raw, err := os.ReadFile(filepath.Join(dir, "qcs_meta.json"))
-		if err == nil {
-			err = json.Unmarshal(raw, &qcsFixMeta)
-		}
-		qcsFixErr = err
-	})
-	if qcsFixSkip != "" {
-		t.Skip(qcsFixSkip)
-	}
-	if qcsFixErr != nil {
-		t.Fatal(qcsFixErr)
-	}
-	return qcsFixDir
-}
+// The PyTorch side of the QCS tests is testdata/qcs_reference.py, our own
+// module written from the public code with its parameter names
+// (qcsFixtureSet in main_test.go; FER_QCS_FIXTURES names a directory it
+// already filled).
+func qcsFixtures(t *testing.T) string { return qcsFixtureSet.get(t) }
 
 // qcsCaseMeta is one case of qcs_meta.json.
 type qcsCaseMeta struct {
@@ -117,7 +64,7 @@ func (m qcsCaseMeta) config() QCSConfig {
 func qcsMeta(t *testing.T, name string) qcsCaseMeta {
 	t.Helper()
 	qcsFixtures(t)
-	raw, ok := qcsFixMeta[name]
+	raw, ok := qcsFixtureSet.meta[name]
 	if !ok {
 		t.Fatalf("qcs_meta.json has no case %q", name)
 	}
