@@ -44,10 +44,12 @@ var parityCases = []parityCase{
 	},
 	{
 		name: "ir50", train: true,
-		// QCS's configuration, but resizing to 64 instead of 112 to keep
-		// the test fast (same parameters, same code path)
+		// QCS's configuration (IR50QCSConfig: the unused output layer's
+		// initial weights drawn, as QCS's ir50.py), but resizing to 64
+		// instead of 112 to keep the test fast (same parameters, same code
+		// path)
 		build: func(p *nn.Path) (Backbone, error) {
-			return asBackbone(NewIR50(p, IR50Config{NumStages: 3, ResizeTo: 64}))
+			return asBackbone(NewIR50(p, IR50Config{NumStages: 3, ResizeTo: 64, UnusedOutputLayer: true}))
 		},
 		firstConv: func(m Backbone) *Conv2d { return m.(*IR50).InputConv },
 		firstBN:   func(m Backbone) *BatchNorm { return m.(*IR50).InputBN },

@@ -137,6 +137,27 @@ func (b *builder) reinit(t *ts.Tensor, init initFn) {
 	}
 }
 
+// discard draws the initial values of a parameter that the reference
+// network builds but never uses, and throws them away. The random numbers
+// it consumes keep libtorch's generator in step with PyTorch's, so the
+// parameters built after it get the reference's values for the same seed
+// (QCS's public classes build several such modules). Count-only and
+// failed builds skip it.
+func (b *builder) discard(shape []int64, init initFn) {
+	if b.counting() || b.state.err != nil {
+		return
+	}
+	x, err := emptyTensor(shape, gotch.Float, b.device())
+	if err != nil {
+		b.fail(fmt.Errorf("draw unused %s %v: %w", b.name(), shape, err))
+		return
+	}
+	defer x.Drop()
+	if err := noGrad(func() error { return init(x) }); err != nil {
+		b.fail(fmt.Errorf("draw unused %s %v: %w", b.name(), shape, err))
+	}
+}
+
 // initFn fills a tensor in place.
 type initFn func(*ts.Tensor) error
 
@@ -146,6 +167,12 @@ func initUniform(bound float64) initFn {
 
 func initNormal(std float64) initFn {
 	return func(t *ts.Tensor) error { return normal_(t, 0, std) }
+}
+
+// initTruncNormal is nn.init.trunc_normal_(t, 0, std, a=-2, b=2) (timm's
+// and torch's default bounds, absolute: ±2, not ±2σ).
+func initTruncNormal(std float64) initFn {
+	return func(t *ts.Tensor) error { return truncNormal_(t, 0, std, -2, 2) }
 }
 
 func initConst(v float64) initFn {

@@ -102,29 +102,32 @@ func stateDictFrom(obj *pickleObject, file string) (*StateDict, error) {
 		return nil, fmt.Errorf("top level is %s, neither a dict of tensors nor a pickled nn.Module; save model.state_dict() instead", pyType(obj.root))
 	}
 	source := file
-	if !hasTensor(entries) {
-		var top []string
-		found := false
+	// A training checkpoint nests the weights under one of the usual keys
+	// and may hold tensors of its own next to them (QCS's scripts save
+	// {'epoch', 'state_dict', 'best_acc': tensor, 'optimizer', ...}): a
+	// nested dict of tensors wins over the top level. A plain state_dict
+	// never maps a key to a dict.
+	var top []string
+	found := false
+	for _, e := range entries {
+		top = append(top, e.key)
+	}
+	for _, key := range stateDictKeys {
 		for _, e := range entries {
-			top = append(top, e.key)
-		}
-		for _, key := range stateDictKeys {
-			for _, e := range entries {
-				if e.key != key {
-					continue
-				}
-				if sub, ok := dictEntries(e.value); ok && hasTensor(sub) {
-					entries, source, found = sub, file+":"+key, true
-				}
+			if e.key != key {
+				continue
 			}
-			if found {
-				break
+			if sub, ok := dictEntries(e.value); ok && hasTensor(sub) {
+				entries, source, found = sub, file+":"+key, true
 			}
 		}
-		if !found {
-			return nil, fmt.Errorf("no tensors at the top level nor under %s; top-level keys: %s",
-				strings.Join(stateDictKeys, "/"), strings.Join(top, ", "))
+		if found {
+			break
 		}
+	}
+	if !found && !hasTensor(entries) {
+		return nil, fmt.Errorf("no tensors at the top level nor under %s; top-level keys: %s",
+			strings.Join(stateDictKeys, "/"), strings.Join(top, ", "))
 	}
 	sd := &StateDict{Tensors: map[string]*ts.Tensor{}, Source: source}
 	uses := map[*storageRef]int{} // free each storage's bytes after its last tensor

@@ -58,7 +58,7 @@ func TestLoadReportsMismatchesByName(t *testing.T) {
 	snapshot := m.Conv1.Weight.MustDetach(false).MustMulScalar(ts.FloatScalar(1), true) // a copy
 	defer snapshot.MustDrop()
 
-	_, err := LoadCheckpoint(vs, filepath.Join(fixtureDir, "stage1_broken.pth"), LoadOptions{})
+	_, err := LoadCheckpoint(vs, filepath.Join(fixtures(t), "stage1_broken.pth"), LoadOptions{})
 	var mm *MismatchError
 	if !errors.As(err, &mm) {
 		t.Fatalf("want *MismatchError, got %v", err)
@@ -88,7 +88,7 @@ func TestLoadReportsMismatchesByName(t *testing.T) {
 	}
 
 	// shape mismatches stay fatal even when missing/unexpected are allowed
-	_, err = LoadCheckpoint(vs, filepath.Join(fixtureDir, "stage1_broken.pth"), LoadOptions{AllowMissing: true, AllowUnexpected: true})
+	_, err = LoadCheckpoint(vs, filepath.Join(fixtures(t), "stage1_broken.pth"), LoadOptions{AllowMissing: true, AllowUnexpected: true})
 	if !errors.As(err, &mm) {
 		t.Fatalf("shape mismatch accepted: %v", err)
 	}

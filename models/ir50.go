@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"math"
 	"strconv"
 	"strings"
 
@@ -35,10 +36,25 @@ type IR50Config struct {
 	// interpolation first, as QCS's F.interpolate(x, size=112); 0 keeps
 	// the input size.
 	ResizeTo int64
+	// UnusedOutputLayer draws the initial weights of the output layer
+	// without building it. QCS's ir50.py always constructs output_layer
+	// (between the input layer and the bodies) and never calls it; drawing
+	// its Linear(25088, 512) keeps libtorch's generator in step, so the
+	// bodies get the same initial weights as the authors' Backbone for the
+	// same seed. Ignored with OutputLayer.
+	UnusedOutputLayer bool
+	// Units are the residual units per stage; nil means IR-50's
+	// {3, 4, 14, 3}. Fewer units only make tests fast (checkpoints of the
+	// real network need the real counts).
+	Units []int
 }
 
-// IR50QCSConfig is IR-50 as QCS builds it: 3 stages, inputs resized to 112.
-func IR50QCSConfig() IR50Config { return IR50Config{NumStages: 3, ResizeTo: 112} }
+// IR50QCSConfig is IR-50 as QCS builds it: 3 stages, inputs resized to
+// 112, the unused output layer's initial weights drawn (same seed, same
+// weights as QCS's ir50.py).
+func IR50QCSConfig() IR50Config {
+	return IR50Config{NumStages: 3, ResizeTo: 112, UnusedOutputLayer: true}
+}
 
 // IR50FaceConfig is the full face-recognition IR-50 with its 512-d
 // embedding head, for 112×112 inputs.
@@ -141,6 +157,18 @@ func newIR50(b *builder, cfg IR50Config) (*IR50, error) {
 	if cfg.ResizeTo < 0 || cfg.DropRatio < 0 || cfg.DropRatio >= 1 {
 		return nil, fmt.Errorf("ir50: ResizeTo %d / DropRatio %g out of range", cfg.ResizeTo, cfg.DropRatio)
 	}
+	units := ir50Units[:]
+	if cfg.Units != nil {
+		if len(cfg.Units) < cfg.NumStages {
+			return nil, fmt.Errorf("ir50: Units %v gives fewer than %d stages", cfg.Units, cfg.NumStages)
+		}
+		for _, n := range cfg.Units {
+			if n < 1 {
+				return nil, fmt.Errorf("ir50: Units %v: every stage needs at least one unit", cfg.Units)
+			}
+		}
+		units = cfg.Units
+	}
 	m := &IR50{cfg: cfg}
 	// construction order as in face.evoLVe/QCS: input layer, output
 	// layer, then the bodies (shortcut before residual branch)
@@ -154,12 +182,18 @@ func newIR50(b *builder, cfg IR50Config) (*IR50, error) {
 			BN1d:   newBatchNorm(b.sub("output_layer.4"), 512, 0),
 			Drop:   cfg.DropRatio,
 		}
+	} else if cfg.UnusedOutputLayer {
+		// nn.Linear(512·7·7, 512)'s reset_parameters (the BatchNorms draw
+		// nothing)
+		const fanIn = 512 * 7 * 7
+		b.discard([]int64{512, fanIn}, initUniform(kaimingUniformA5Bound(fanIn)))
+		b.discard([]int64{512}, initUniform(1/math.Sqrt(fanIn)))
 	}
 	in := int64(64)
 	for s := 0; s < cfg.NumStages; s++ {
 		depth := ir50Depths[s]
-		var units []*IRUnit
-		for i := 0; i < ir50Units[s]; i++ {
+		var stage []*IRUnit
+		for i := 0; i < units[s]; i++ {
 			ub := b.sub(fmt.Sprintf("body%d.%d", s+1, i))
 			u := &IRUnit{Stride: 1}
 			if i == 0 {
@@ -174,10 +208,10 @@ func newIR50(b *builder, cfg IR50Config) (*IR50, error) {
 			u.PReLU = newPReLU(ub.sub("res_layer.2"), depth)
 			u.Conv2 = newConv2d(ub.sub("res_layer.3"), depth, depth, 3, convOpts{stride: u.Stride, padding: 1})
 			u.BN2 = newBatchNorm(ub.sub("res_layer.4"), depth, 0)
-			units = append(units, u)
+			stage = append(stage, u)
 			in = depth
 		}
-		m.Bodies = append(m.Bodies, units)
+		m.Bodies = append(m.Bodies, stage)
 	}
 	if err := b.err(); err != nil {
 		return nil, fmt.Errorf("ir50: %w", err)

@@ -30,27 +30,98 @@ func TestMain(m *testing.M) {
 	}
 	removeStaleFixtures()
 	code := m.Run()
-	if fixtureDir != "" && os.Getenv("FER_MODELS_FIXTURES") == "" {
-		os.RemoveAll(fixtureDir)
-	}
+	backboneFixtures.remove()
+	qcsFixtureSet.remove()
 	if rmferDir != "" && os.Getenv("FER_RMFER_FIXTURES") == "" {
 		os.RemoveAll(rmferDir)
 	}
 	os.Exit(code)
 }
 
-// The PyTorch side of the tests: testdata/make_fixtures.py, run once per
-// test binary with Debian's /usr/bin/python3 (the python3 on PATH may have
-// no torch), writing weights, inputs and reference outputs to a temp dir.
+// The PyTorch side of the tests: scripts in testdata/ (make_fixtures.py
+// for the backbones, qcs_reference.py for QCS), each run once per test
+// binary with Debian's /usr/bin/python3 (the python3 on PATH may have no
+// torch), writing weights, inputs and reference outputs to a temp dir.
 const systemPython = "/usr/bin/python3"
 
+// pyFixtures is one reference script's output directory, generated on
+// first use (once per test binary) unless Env names a directory the script
+// already filled (saves its run time while developing).
+type pyFixtures struct {
+	Script   string // in testdata/
+	Env      string // e.g. FER_MODELS_FIXTURES
+	MetaFile string // JSON written by the script
+	Probe    string // Python imports the script needs
+
+	once sync.Once
+	dir  string
+	meta map[string]json.RawMessage
+	err  error
+	skip string
+	kept bool // dir came from Env: never removed
+}
+
 var (
-	fixtureOnce sync.Once
-	fixtureDir  string
-	fixtureMeta map[string]json.RawMessage
-	fixtureErr  error
-	fixtureSkip string
+	backboneFixtures = &pyFixtures{Script: "make_fixtures.py", Env: "FER_MODELS_FIXTURES", MetaFile: "meta.json", Probe: "torch, torchvision"}
+	// qcsFixtureSet is testdata/qcs_reference.py's (qcs_test.go).
+	qcsFixtureSet = &pyFixtures{Script: "qcs_reference.py", Env: "FER_QCS_FIXTURES", MetaFile: "qcs_meta.json", Probe: "torch, numpy"}
 )
+
+// get returns the fixture directory, generating it on first use. It skips
+// the test only when /usr/bin/python3 cannot import the script's modules;
+// any other failure of the script fails the test.
+func (f *pyFixtures) get(t *testing.T) string {
+	t.Helper()
+	f.once.Do(f.generate)
+	if f.skip != "" {
+		t.Skip(f.skip)
+	}
+	if f.err != nil {
+		t.Fatal(f.err)
+	}
+	return f.dir
+}
+
+func (f *pyFixtures) generate() {
+	readMeta := func() {
+		raw, err := os.ReadFile(filepath.Join(f.dir, f.MetaFile))
+		if err == nil {
+			err = json.Unmarshal(raw, &f.meta)
+		}
+		f.err = err
+	}
+	if dir := os.Getenv(f.Env); dir != "" {
+		f.dir, f.kept = dir, true
+		readMeta()
+		return
+	}
+	probe := exec.Command(systemPython, "-c", "import "+f.Probe)
+	if out, err := probe.CombinedOutput(); err != nil {
+		f.skip = fmt.Sprintf("PyTorch reference unavailable: %s cannot import %s (%v: %s); install python3-torch and python3-torchvision (setup-gotch.sh does)", systemPython, f.Probe, err, out)
+		return
+	}
+	dir, err := os.MkdirTemp("", "fer-models-fixtures-")
+	if err != nil {
+		f.err = err
+		return
+	}
+	f.dir = dir
+	start := time.Now()
+	cmd := exec.Command(systemPython, filepath.Join("testdata", f.Script), dir)
+	if out, err := cmd.CombinedOutput(); err != nil {
+		f.err = fmt.Errorf("testdata/%s: %v\n%s", f.Script, err, out)
+		return
+	}
+	fmt.Printf("models: PyTorch fixtures of %s written in %.1fs\n", f.Script, time.Since(start).Seconds())
+	readMeta()
+}
+
+// remove deletes a generated directory.
+func (f *pyFixtures) remove() {
+	if f.dir != "" && !f.kept {
+		os.RemoveAll(f.dir)
+	}
+}
 
 // modelMeta is one model's entry of meta.json.
 type modelMeta struct {
@@ -74,59 +145,13 @@ func removeStaleFixtures() {
 	}
 }
 
-// fixtures returns the fixture directory, generating it on first use. It
-// skips the test only when /usr/bin/python3 cannot import torch and
-// torchvision; any other failure of the script fails the test.
-func fixtures(t *testing.T) string {
-	t.Helper()
-	fixtureOnce.Do(func() {
-		// FER_MODELS_FIXTURES names a directory already filled by
-		// make_fixtures.py (saves ~20 s per run while developing).
-		if dir := os.Getenv("FER_MODELS_FIXTURES"); dir != "" {
-			raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
-			if err == nil {
-				err = json.Unmarshal(raw, &fixtureMeta)
-			}
-			fixtureDir, fixtureErr = dir, err
-			return
-		}
-		probe := exec.Command(systemPython, "-c", "import torch, torchvision")
-		if out, err := probe.CombinedOutput(); err != nil {
-			fixtureSkip = fmt.Sprintf("PyTorch reference unavailable: %s cannot import torch, torchvision (%v: %s); install python3-torch and python3-torchvision (setup-gotch.sh does)", systemPython, err, out)
-			return
-		}
-		dir, err := os.MkdirTemp("", "fer-models-fixtures-")
-		if err != nil {
-			fixtureErr = err
-			return
-		}
-		fixtureDir = dir
-		start := time.Now()
-		cmd := exec.Command(systemPython, filepath.Join("testdata", "make_fixtures.py"), dir)
-		if out, err := cmd.CombinedOutput(); err != nil {
-			fixtureErr = fmt.Errorf("testdata/make_fixtures.py: %v\n%s", err, out)
-			return
-		}
-		fmt.Printf("models: PyTorch fixtures written in %.1fs\n", time.Since(start).Seconds())
-		raw, err := os.ReadFile(filepath.Join(dir, "meta.json"))
-		if err == nil {
-			err = json.Unmarshal(raw, &fixtureMeta)
-		}
-		fixtureErr = err
-	})
-	if fixtureSkip != "" {
-		t.Skip(fixtureSkip)
-	}
-	if fixtureErr != nil {
-		t.Fatal(fixtureErr)
-	}
-	return fixtureDir
-}
+// fixtures returns make_fixtures.py's directory (backbone references).
+func fixtures(t *testing.T) string { return backboneFixtures.get(t) }
 
 func metaFor(t *testing.T, name string) modelMeta {
 	t.Helper()
 	fixtures(t)
-	raw, ok := fixtureMeta[name]
+	raw, ok := backboneFixtures.meta[name]
 	if !ok {
 		t.Fatalf("meta.json has no entry %q", name)
 	}

@@ -2,6 +2,7 @@ package models
 
 import (
 	"fmt"
+	"math"
 	"strings"
 	"unsafe"
 
@@ -66,6 +67,35 @@ func normal_(t *ts.Tensor, mean, std float64) error {
 	return inPlace("normal_", func(out *lib.Ctensor) { lib.AtgNormal_(out, handle(t), mean, std) })
 }
 
+// truncNormal_ is torch.nn.init.trunc_normal_ (PyTorch 1.13's
+// _no_grad_trunc_normal_), step for step so the same seed draws the same
+// numbers: uniform in [2l−1, 2u−1] with l, u the normal CDF at the bounds,
+// erfinv, scale by std·√2, shift by mean, clamp to [a, b].
+func truncNormal_(t *ts.Tensor, mean, std, a, b float64) error {
+	cdf := func(x float64) float64 { return (1 + math.Erf(x/math.Sqrt(2))) / 2 }
+	l, u := cdf((a-mean)/std), cdf((b-mean)/std)
+	if err := uniform_(t, 2*l-1, 2*u-1); err != nil {
+		return err
+	}
+	if err := inPlace("erfinv_", func(out *lib.Ctensor) { lib.AtgErfinv_(out, handle(t)) }); err != nil {
+		return err
+	}
+	scale := lib.AtsFloat(std * math.Sqrt(2))
+	defer lib.AtsFree(scale)
+	if err := inPlace("mul_", func(out *lib.Ctensor) { lib.AtgMulScalar_(out, handle(t), scale) }); err != nil {
+		return err
+	}
+	shift := lib.AtsFloat(mean)
+	defer lib.AtsFree(shift)
+	if err := inPlace("add_", func(out *lib.Ctensor) { lib.AtgAddScalar_(out, handle(t), shift) }); err != nil {
+		return err
+	}
+	lo, hi := lib.AtsFloat(a), lib.AtsFloat(b)
+	defer lib.AtsFree(lo)
+	defer lib.AtsFree(hi)
+	return inPlace("clamp_", func(out *lib.Ctensor) { lib.AtgClamp_(out, handle(t), lo, hi) })
+}
+
 func fill_(t *ts.Tensor, v float64) error {
 	s := lib.AtsFloat(v)
 	defer lib.AtsFree(s)
@@ -74,6 +104,14 @@ func fill_(t *ts.Tensor, v float64) error {
 
 // emptyTensor allocates an uninitialised tensor (torch.empty).
 func emptyTensor(shape []int64, dtype gotch.DType, dev gotch.Device) (*ts.Tensor, error) {
+	if len(shape) == 0 { // a scalar (QCS's theta): gotch's wrapper needs one size
+		t, err := emptyTensor([]int64{1}, dtype, dev)
+		if err != nil {
+			return nil, err
+		}
+		defer t.Drop()
+		return t.Squeeze(false)
+	}
 	return newTensor("empty", func(out *lib.Ctensor) {
 		lib.AtgEmpty(out, shape, len(shape), dtype.CInt(), int32(dev.CInt()))
 	})

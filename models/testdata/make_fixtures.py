@@ -68,16 +68,19 @@ class IR50(nn.Module):
     UNITS = [3, 4, 14, 3]
     DEPTHS = [64, 128, 256, 512]
 
-    def __init__(self, stages=3, output_layer=False, resize=112):
+    def __init__(self, stages=3, output_layer=False, resize=112, unused_output_layer=False):
         super().__init__()
         self.resize = resize
         self.input_layer = nn.Sequential(
             nn.Conv2d(3, 64, 3, 1, 1, bias=False), nn.BatchNorm2d(64), nn.PReLU(64))
-        if output_layer:
+        if output_layer or unused_output_layer:
             self.output_layer = nn.Sequential(
                 nn.BatchNorm2d(512), nn.Dropout(0.0), nn.Flatten(),
                 nn.Linear(512 * 7 * 7, 512), nn.BatchNorm1d(512))
-        else:
+        if not output_layer:
+            # QCS's ir50.py builds the output layer (drawing its initial
+            # weights) and never calls it: with unused_output_layer the
+            # random stream is QCS's, and the layer is not kept
             self.output_layer = None
         cin = 64
         self.stages = stages
@@ -302,7 +305,7 @@ MODELS = {
     "vgg16": (lambda: torchvision.models.vgg16(), (2, 3, 64, 64),
               vgg_stages, vgg_pooled, "features.0", None),
     # QCS resizes to 112; 64 keeps the test fast and exercises the same path
-    "ir50": (lambda: IR50(stages=3, resize=64), (2, 3, 48, 48),
+    "ir50": (lambda: IR50(stages=3, resize=64, unused_output_layer=True), (2, 3, 48, 48),
              lambda m, x: m.stage_outputs(x), lambda m, o: m.pooled(o),
              "input_layer.0", "input_layer.1"),
     "ir50_full": (lambda: IR50(stages=4, output_layer=True, resize=0), (1, 3, 112, 112),
