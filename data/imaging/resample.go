@@ -68,6 +68,24 @@ static void fer_resample_v(const uint8_t *tmp, int ow, int oh, const int32_t *k,
 		}
 	}
 }
+
+// Vertical pass to packed RGB bytes (Pillow's 8-bit result itself, for
+// images that are resized and then stored or transformed further).
+static void fer_resample_v8(const uint8_t *tmp, int ow, int oh, const int32_t *k, const int32_t *start,
+                            const int32_t *n, int ks, uint8_t *dst, int32_t *acc) {
+	int rs = 3 * ow;
+	for (int j = 0; j < oh; j++) {
+		const int32_t *w = k + (long)j * ks;
+		for (int x = 0; x < rs; x++) acc[x] = 1 << (PB - 1);
+		for (int t = 0; t < n[j]; t++) {
+			const uint8_t *row = tmp + (long)(start[j] + t) * rs;
+			int32_t wt = w[t];
+			for (int x = 0; x < rs; x++) acc[x] += row[x] * wt;
+		}
+		uint8_t *d = dst + (long)j * rs;
+		for (int x = 0; x < rs; x++) d[x] = clip8(acc[x]);
+	}
+}
 */
 import "C"
 
@@ -235,6 +253,41 @@ func (r *Resampler) Apply(src *RGB, lut *LUT, dst []float32, scratch *[]byte) er
 	}
 	r.horizontal(src, tmp, ow)
 	r.vertical(tmp, ow, oh, lut, dst)
+	return nil
+}
+
+// ApplyRGB is Apply with Pillow's 8-bit result as packed RGB in dst
+// (resized to the output size; Spec.Flip is not supported here).
+func (r *Resampler) ApplyRGB(src *RGB, dst *RGB, scratch *[]byte) error {
+	if src.W != r.srcW || src.H != r.srcH {
+		return fmt.Errorf("resample: image is %dx%d, the resampler was made for %dx%d", src.W, src.H, r.srcW, r.srcH)
+	}
+	if r.spec.Flip {
+		return fmt.Errorf("resample: ApplyRGB does not flip")
+	}
+	ow, oh := r.OutSize()
+	rows := r.y1 - r.y0
+	need := 3 * ow * rows
+	var tmp []byte
+	if scratch != nil && cap(*scratch) >= need {
+		tmp = (*scratch)[:need]
+	} else {
+		tmp = make([]byte, need)
+		if scratch != nil {
+			*scratch = tmp
+		}
+	}
+	n := 3 * ow * oh
+	if cap(dst.Pix) < n {
+		dst.Pix = make([]byte, n)
+	}
+	dst.Pix, dst.W, dst.H = dst.Pix[:n], ow, oh
+	r.horizontal(src, tmp, ow)
+	acc := make([]int32, 3*ow)
+	C.fer_resample_v8((*C.uint8_t)(unsafe.Pointer(&tmp[0])), C.int(ow), C.int(oh),
+		(*C.int32_t)(unsafe.Pointer(&r.v.k[0])), (*C.int32_t)(unsafe.Pointer(&r.v.start[0])),
+		(*C.int32_t)(unsafe.Pointer(&r.v.n[0])), C.int(r.v.ksize), (*C.uint8_t)(unsafe.Pointer(&dst.Pix[0])),
+		(*C.int32_t)(unsafe.Pointer(&acc[0])))
 	return nil
 }
 
