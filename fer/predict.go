@@ -13,7 +13,6 @@ import (
 	"sort"
 	"strings"
 
-	"github.com/fer-research/fer/fer/internal/torchx"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 	_ "golang.org/x/image/bmp"
@@ -24,6 +23,10 @@ import (
 // imageExts are the file name extensions ImageFiles picks from folders.
 var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif": true,
 	".bmp": true, ".tif": true, ".tiff": true, ".webp": true}
+
+// IsImageFile reports whether name has one of the image extensions
+// ImageFiles picks from folders.
+func IsImageFile(name string) bool { return imageExts[strings.ToLower(filepath.Ext(name))] }
 
 // LoadImage decodes a PNG, JPEG, GIF, BMP, TIFF or WebP file. Missing,
 // empty, truncated and non-image files are errors naming the file.
@@ -164,47 +167,12 @@ func (r *Run) Predict(paths []string, batchSize int) ([]Prediction, error) {
 			}
 			buf = append(buf, x...)
 		}
-		shape := append([]int64{int64(len(chunk))}, r.Data.InputShape...)
-		b, err := NewBatch(r.Device, chunk, [][]float32{buf}, [][]int64{shape}, nil)
+		sc, err := r.Score(buf, len(chunk))
 		if err != nil {
 			return nil, err
-		}
-		var probs []float64
-		err = torchx.NoGrad(func() error {
-			o, err := r.Model.Forward(b, false)
-			if err != nil {
-				return err
-			}
-			defer o.Drop()
-			logits, err := o.Get(OutputLogits)
-			if err != nil {
-				return err
-			}
-			sm, err := logits.Softmax(-1, logits.DType(), false)
-			if err != nil {
-				return err
-			}
-			defer sm.Drop()
-			probs, err = float64Values(sm)
-			return err
-		})
-		b.Drop()
-		if err != nil {
-			return nil, err
-		}
-		c := len(probs) / len(chunk)
-		if c != len(r.Data.Classes) {
-			return nil, fmt.Errorf("model gives %d scores, the data set has %d classes", c, len(r.Data.Classes))
 		}
 		for i, p := range chunk {
-			pr := probs[i*c : (i+1)*c]
-			top := 0
-			for k := range pr {
-				if pr[k] > pr[top] {
-					top = k
-				}
-			}
-			out = append(out, Prediction{Path: p, Probs: pr, Top: top})
+			out = append(out, Prediction{Path: p, Probs: sc.Probs[i], Top: sc.Top[i]})
 		}
 	}
 	return out, nil
