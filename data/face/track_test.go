@@ -20,8 +20,8 @@ func TestTracker(t *testing.T) {
 	}{
 		{[]image.Rectangle{box(0, 0, 100), box(300, 0, 100)}, []int{0, 1}},
 		{[]image.Rectangle{box(310, 5, 100), box(8, 3, 100)}, []int{1, 0}},                      // swapped order, moved
-		{[]image.Rectangle{box(16, 6, 100)}, []int{0}},                                         // 1 missed once
-		{[]image.Rectangle{box(20, 8, 100), box(600, 0, 80)}, []int{0, 2}},                     // newcomer
+		{[]image.Rectangle{box(16, 6, 100)}, []int{0}},                                          // 1 missed once
+		{[]image.Rectangle{box(20, 8, 100), box(600, 0, 80)}, []int{0, 2}},                      // newcomer
 		{[]image.Rectangle{box(22, 8, 100), box(318, 8, 100), box(600, 2, 80)}, []int{0, 1, 2}}, // 1 back within 2 misses
 		{nil, nil},
 		{nil, nil},
