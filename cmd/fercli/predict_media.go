@@ -671,6 +671,7 @@ func (v *videoRun) annotatePath() string {
 	if media.IsVideo(v.o.annotate) {
 		return v.o.annotate
 	}
+	os.MkdirAll(v.o.annotate, 0o755) // media.Create reports a failure
 	return filepath.Join(v.o.annotate, strings.TrimSuffix(filepath.Base(v.path), filepath.Ext(v.path))+".mp4")
 }
 
