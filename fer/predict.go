@@ -67,6 +67,13 @@ func LoadImage(path string) (image.Image, error) {
 // image files directly inside them, sorted by name. A missing path, or a
 // folder without images, is an error.
 func ImageFiles(paths []string) ([]string, error) {
+	return ExpandFiles(paths, IsImageFile, "image files (.png, .jpg, .jpeg, .gif, .bmp, .tif, .webp)")
+}
+
+// ExpandFiles is ImageFiles for any kind of file: folders contribute the
+// files directly inside them that accept takes (sorted by name); kind
+// names them in the error for a folder without any.
+func ExpandFiles(paths []string, accept func(name string) bool, kind string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -86,12 +93,12 @@ func ImageFiles(paths []string) ([]string, error) {
 		}
 		var found []string
 		for _, e := range ents {
-			if !e.IsDir() && imageExts[strings.ToLower(filepath.Ext(e.Name()))] {
+			if !e.IsDir() && accept(e.Name()) {
 				found = append(found, filepath.Join(p, e.Name()))
 			}
 		}
 		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: folder has no image files (.png, .jpg, .jpeg, .gif, .bmp, .tif, .webp)", p)
+			return nil, fmt.Errorf("%s: folder has no %s", p, kind)
 		}
 		sort.Strings(found)
 		out = append(out, found...)

@@ -321,26 +321,7 @@ func Timeline(path, title string, v *VideoResults, o TimelineOptions) error {
 	}
 	w, h := TimelineSize(len(plots))
 	return render(path, w, h, func(dc draw.Canvas) error {
-		r := legend.Rectangle(dc)
-		lw := r.Max.X - r.Min.X
-		gap := vg.Points(8)
-		body := draw.Crop(dc, 0, -(lw + 2*gap), 0, 0)
-		tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(4), PadTop: vg.Points(2), PadBottom: vg.Points(2)}
-		grid := make([][]*plot.Plot, len(plots))
-		for i, p := range plots {
-			grid[i] = []*plot.Plot{p}
-		}
-		cs := plot.Align(grid, tiles, body)
-		for i, p := range plots {
-			p.Draw(cs[i][0])
-		}
-		data := plots[0].DataCanvas(cs[0][0])
-		lc := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{
-			Min: vg.Point{X: dc.Max.X - lw - gap, Y: data.Min.Y},
-			Max: vg.Point{X: dc.Max.X - gap, Y: data.Max.Y},
-		}}
-		legend.Top, legend.Left = true, true
-		legend.Draw(lc)
+		drawStacked(dc, plots, []*plot.Legend{&legend}, vg.Points(4))
 		return nil
 	})
 }

@@ -33,10 +33,8 @@ the video's time; frames where the track's face was not found leave gaps.
 }
 
 func plotTimeline(c *cli.Context) error {
-	for _, a := range c.Args().Slice()[min(1, c.NArg()):] {
-		if strings.HasPrefix(a, "-") {
-			return fmt.Errorf("plot timeline: %s after the results file: give the flags first (fercli plot timeline [flags] RESULTS.csv)", a)
-		}
+	if err := noFlagsAfterFiles(c.Args().Slice(), "fercli plot timeline [flags] RESULTS.csv"); err != nil {
+		return err
 	}
 	if c.NArg() != 1 {
 		return fmt.Errorf("plot timeline: give one results file (fercli plot timeline [flags] RESULTS.csv)")

@@ -10,7 +10,6 @@ import (
 	"context"
 	"encoding/csv"
 	"encoding/json"
-	"errors"
 	"fmt"
 	"image"
 	"image/color"
@@ -52,47 +51,29 @@ func mediaFlags() []cli.Flag {
 // mediaInputs expands files and folders into photos and videos: folders
 // give the images and videos directly inside them, sorted by name.
 func mediaInputs(args []string) (photos, videos []string, err error) {
-	for _, p := range args {
-		if strings.HasPrefix(p, "-") {
-			return nil, nil, fmt.Errorf("%s after the files: give the flags first (fercli predict [flags] PHOTO|VIDEO...)", p)
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			if errors.Is(err, os.ErrNotExist) {
-				return nil, nil, fmt.Errorf("%s: no such file or folder", p)
-			}
-			return nil, nil, err
-		}
-		if !st.IsDir() {
-			if media.IsVideo(p) {
-				videos = append(videos, p)
-			} else {
-				photos = append(photos, p)
-			}
-			continue
-		}
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return nil, nil, err
-		}
-		n := 0
-		for _, e := range ents {
-			name := filepath.Join(p, e.Name())
-			switch {
-			case e.IsDir():
-			case media.IsVideo(name):
-				videos = append(videos, name)
-				n++
-			case fer.IsImageFile(name):
-				photos = append(photos, name)
-				n++
-			}
-		}
-		if n == 0 {
-			return nil, nil, fmt.Errorf("%s: folder has no images or videos", p)
+	if err := noFlagsAfterFiles(args, "fercli predict [flags] PHOTO|VIDEO..."); err != nil {
+		return nil, nil, err
+	}
+	files, err := fer.ExpandFiles(args, func(n string) bool { return media.IsVideo(n) || fer.IsImageFile(n) }, "images or videos")
+	for _, f := range files {
+		if media.IsVideo(f) {
+			videos = append(videos, f)
+		} else {
+			photos = append(photos, f)
 		}
 	}
-	return photos, videos, nil
+	return photos, videos, err
+}
+
+// noFlagsAfterFiles: urfave/cli stops reading flags at the first argument, so a
+// flag after the files would be taken for a file; say so instead.
+func noFlagsAfterFiles(args []string, usage string) error {
+	for _, a := range args {
+		if strings.HasPrefix(a, "-") {
+			return fmt.Errorf("%s after the files: give the flags first (%s)", a, usage)
+		}
+	}
+	return nil
 }
 
 // faceModel is the checkpoint's model as predict uses it on face crops.

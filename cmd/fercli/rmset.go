@@ -5,7 +5,6 @@ import (
 	"image"
 	"os"
 	"path/filepath"
-	"sort"
 	"strings"
 
 	"github.com/fer-research/fer/data/face"
@@ -71,36 +70,10 @@ cannot be read is reported and skipped. VIDEO.rmset.yaml:
 // videoInputs expands files and folders into videos (folders: the videos
 // directly inside, sorted).
 func videoInputs(args []string) ([]string, error) {
-	var out []string
-	for _, p := range args {
-		if strings.HasPrefix(p, "-") {
-			return nil, fmt.Errorf("%s after the videos: give the flags first (fercli rmset build [flags] VIDEO...)", p)
-		}
-		st, err := os.Stat(p)
-		if err != nil {
-			return nil, fmt.Errorf("%s: no such file or folder", p)
-		}
-		if !st.IsDir() {
-			out = append(out, p)
-			continue
-		}
-		ents, err := os.ReadDir(p)
-		if err != nil {
-			return nil, err
-		}
-		var found []string
-		for _, e := range ents {
-			if !e.IsDir() && media.IsVideo(e.Name()) {
-				found = append(found, filepath.Join(p, e.Name()))
-			}
-		}
-		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: folder has no videos", p)
-		}
-		sort.Strings(found)
-		out = append(out, found...)
+	if err := noFlagsAfterFiles(args, "fercli rmset build [flags] VIDEO..."); err != nil {
+		return nil, err
 	}
-	return out, nil
+	return fer.ExpandFiles(args, media.IsVideo, "videos")
 }
 
 func rmsetBuild(c *cli.Context) error {

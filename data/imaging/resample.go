@@ -240,18 +240,7 @@ func (r *Resampler) Apply(src *RGB, lut *LUT, dst []float32, scratch *[]byte) er
 	if len(dst) != 3*ow*oh {
 		return fmt.Errorf("resample: dst has %d values, want %d", len(dst), 3*ow*oh)
 	}
-	rows := r.y1 - r.y0
-	need := 3 * ow * rows
-	var tmp []byte
-	if scratch != nil && cap(*scratch) >= need {
-		tmp = (*scratch)[:need]
-	} else {
-		tmp = make([]byte, need)
-		if scratch != nil {
-			*scratch = tmp
-		}
-	}
-	r.horizontal(src, tmp, ow)
+	tmp := r.horizontal(src, scratch)
 	r.vertical(tmp, ow, oh, lut, dst)
 	return nil
 }
@@ -266,23 +255,12 @@ func (r *Resampler) ApplyRGB(src *RGB, dst *RGB, scratch *[]byte) error {
 		return fmt.Errorf("resample: ApplyRGB does not flip")
 	}
 	ow, oh := r.OutSize()
-	rows := r.y1 - r.y0
-	need := 3 * ow * rows
-	var tmp []byte
-	if scratch != nil && cap(*scratch) >= need {
-		tmp = (*scratch)[:need]
-	} else {
-		tmp = make([]byte, need)
-		if scratch != nil {
-			*scratch = tmp
-		}
-	}
 	n := 3 * ow * oh
 	if cap(dst.Pix) < n {
 		dst.Pix = make([]byte, n)
 	}
 	dst.Pix, dst.W, dst.H = dst.Pix[:n], ow, oh
-	r.horizontal(src, tmp, ow)
+	tmp := r.horizontal(src, scratch)
 	acc := make([]int32, 3*ow)
 	C.fer_resample_v8((*C.uint8_t)(unsafe.Pointer(&tmp[0])), C.int(ow), C.int(oh),
 		(*C.int32_t)(unsafe.Pointer(&r.v.k[0])), (*C.int32_t)(unsafe.Pointer(&r.v.start[0])),
@@ -292,14 +270,28 @@ func (r *Resampler) ApplyRGB(src *RGB, dst *RGB, scratch *[]byte) error {
 }
 
 // horizontal is ImagingResampleHorizontal_8bpc over the source rows
-// y0 … y1−1 of the crop, for the window's columns.
-func (r *Resampler) horizontal(src *RGB, tmp []byte, ow int) {
+// y0 … y1−1 of the crop, for the window's columns, into the intermediate
+// rows it returns (scratch's memory when large enough; scratch, when not
+// nil, keeps them for the next call).
+func (r *Resampler) horizontal(src *RGB, scratch *[]byte) []byte {
+	ow, _ := r.OutSize()
+	need := 3 * ow * (r.y1 - r.y0)
+	var tmp []byte
+	if scratch != nil && cap(*scratch) >= need {
+		tmp = (*scratch)[:need]
+	} else {
+		tmp = make([]byte, need)
+		if scratch != nil {
+			*scratch = tmp
+		}
+	}
 	c := r.spec.Crop
 	stride := 3 * src.W
 	line0 := src.Pix[(c.Min.Y+r.y0)*stride+3*c.Min.X:]
 	C.fer_resample_h((*C.uint8_t)(unsafe.Pointer(&line0[0])), C.long(stride), C.int(r.y1-r.y0), C.int(ow),
 		(*C.int32_t)(unsafe.Pointer(&r.h.k[0])), (*C.int32_t)(unsafe.Pointer(&r.h.start[0])),
 		(*C.int32_t)(unsafe.Pointer(&r.h.n[0])), C.int(r.h.ksize), (*C.uint8_t)(unsafe.Pointer(&tmp[0])))
+	return tmp
 }
 
 // vertical is ImagingResampleVertical_8bpc from the intermediate rows
