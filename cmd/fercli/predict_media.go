@@ -334,8 +334,8 @@ func predictMedia(c *cli.Context, r *fer.Run, photos, videos []string) error {
 	if m.frames > 0 && len(photos) > 0 {
 		return fmt.Errorf("%s: the checkpoint's model takes clips of %d frames: give videos, not photos", photos[0], m.frames)
 	}
-	if o.annotate != "" && media.IsVideo(o.annotate) && len(videos) != 1 {
-		return fmt.Errorf("--annotate %s is a video file: give exactly one video (or a folder for --annotate)", o.annotate)
+	if o.annotate != "" && media.IsVideo(o.annotate) && (len(videos) != 1 || len(photos) > 0) {
+		return fmt.Errorf("--annotate %s is a video file: give exactly one video and no photos (or a folder for --annotate)", o.annotate)
 	}
 	out, done, err := predictOutput(c)
 	if err != nil {
@@ -345,9 +345,15 @@ func predictMedia(c *cli.Context, r *fer.Run, photos, videos []string) error {
 	rw := &rowWriter{w: out, json: c.Bool("json"), video: len(videos) > 0, classes: m.classes}
 	ctx, stop := signalContext()
 	defer stop()
-	for _, p := range photos {
-		if err := predictPhoto(m, o, rw, p); err != nil {
+	if len(photos) > 0 {
+		w, err := newFaceWorker(m, o, false)
+		if err != nil {
 			return err
+		}
+		for _, p := range photos {
+			if err := predictPhoto(w, rw, p); err != nil {
+				return err
+			}
 		}
 	}
 	for _, v := range videos {
@@ -447,7 +453,8 @@ func drawRows(img *imaging.RGB, classes []string, rows []faceRow, video bool) {
 	}
 }
 
-func predictPhoto(m *faceModel, o *mediaOpts, rw *rowWriter, path string) error {
+func predictPhoto(w *faceWorker, rw *rowWriter, path string) error {
+	m, o := w.m, w.o
 	var j face.Job
 	if err := imaging.DecodeFile(path, &j.Frame.RGB); err != nil {
 		img, lerr := fer.LoadImage(path) // GIF, BMP, TIFF, WebP
@@ -455,10 +462,6 @@ func predictPhoto(m *faceModel, o *mediaOpts, rw *rowWriter, path string) error 
 			return lerr
 		}
 		imaging.FromImage(img, &j.Frame.RGB)
-	}
-	w, err := newFaceWorker(m, o, false)
-	if err != nil {
-		return err
 	}
 	if err := w.process(&j); err != nil {
 		return fmt.Errorf("photo %s: %w", path, err)
