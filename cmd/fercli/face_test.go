@@ -407,3 +407,34 @@ func TestRMsetBuildKilled(t *testing.T) {
 		t.Fatalf("info: %s", out)
 	}
 }
+
+// TestRowWriter: rows of a multi-task model carry valence, arousal and
+// the AU probabilities (Aff-Wild2's names for eight AUs), in CSV and JSON.
+func TestRowWriter(t *testing.T) {
+	var b strings.Builder
+	w := &rowWriter{w: &b, video: true, classes: []string{"a", "b"}}
+	r := &faceRow{File: "v.mp4", Video: true, Frame: 3, Time: 0.125, ID: 2, Box: image.Rect(1, 2, 11, 22), Score: 0.5,
+		Probs: []float64{0.25, 0.75}, Top: 1, VA: []float64{-0.5, 0.25}, AU: []float64{0, 0.1, 0.2, 0.3, 0.4, 0.5, 0.6, 0.7}}
+	if err := w.write(r); err != nil {
+		t.Fatal(err)
+	}
+	w.flush()
+	want := "file,frame,time,track,x,y,w,h,score,prediction,a,b,valence,arousal,AU1,AU2,AU4,AU6,AU12,AU15,AU20,AU25\n" +
+		"v.mp4,3,0.1250,2,1,2,10,20,0.5000,b,0.2500,0.7500,-0.5000,0.2500,0.0000,0.1000,0.2000,0.3000,0.4000,0.5000,0.6000,0.7000\n"
+	if b.String() != want {
+		t.Fatalf("CSV:\n%s\nwant\n%s", b.String(), want)
+	}
+	b.Reset()
+	w = &rowWriter{w: &b, json: true, classes: []string{"a", "b"}}
+	r.Video = false
+	if err := w.write(r); err != nil {
+		t.Fatal(err)
+	}
+	var m map[string]any
+	if err := json.Unmarshal([]byte(b.String()), &m); err != nil {
+		t.Fatal(err)
+	}
+	if m["face"] != 2.0 || m["valence"] != -0.5 || m["au"].(map[string]any)["AU12"] != 0.4 || m["prediction"] != "b" || m["frame"] != nil {
+		t.Fatalf("JSON %s", b.String())
+	}
+}
