@@ -44,6 +44,17 @@ static void fer_resample_h(const uint8_t *line0, long stride, int rows, int ow,
 	}
 }
 
+// fer_vsum is output row j of the vertical pass before rounding: the sum
+// of rows start … start+n-1 of tmp (rs bytes each) with weights w, in acc.
+static inline void fer_vsum(const uint8_t *tmp, int rs, const int32_t *w, int32_t start, int32_t n, int32_t *acc) {
+	for (int x = 0; x < rs; x++) acc[x] = 1 << (PB - 1);
+	for (int t = 0; t < n; t++) {
+		const uint8_t *row = tmp + (long)(start + t) * rs;
+		int32_t wt = w[t];
+		for (int x = 0; x < rs; x++) acc[x] += row[x] * wt;
+	}
+}
+
 // Vertical pass: output row j sums rows start[j] … start[j]+n[j]-1 of tmp
 // (rs = 3·ow bytes each) with weights k[j*ks …], then maps each byte
 // through lut (3 × 256 floats) into planes dst[c][j][x], mirrored if flip.
@@ -52,13 +63,7 @@ static void fer_resample_v(const uint8_t *tmp, int ow, int oh, const int32_t *k,
 	int rs = 3 * ow;
 	long plane = (long)ow * oh;
 	for (int j = 0; j < oh; j++) {
-		const int32_t *w = k + (long)j * ks;
-		for (int x = 0; x < rs; x++) acc[x] = 1 << (PB - 1);
-		for (int t = 0; t < n[j]; t++) {
-			const uint8_t *row = tmp + (long)(start[j] + t) * rs;
-			int32_t wt = w[t];
-			for (int x = 0; x < rs; x++) acc[x] += row[x] * wt;
-		}
+		fer_vsum(tmp, rs, k + (long)j * ks, start[j], n[j], acc);
 		float *d0 = dst + (long)j * ow, *d1 = d0 + plane, *d2 = d1 + plane;
 		for (int i = 0; i < ow; i++) {
 			int o = flip ? ow - 1 - i : i;
@@ -75,13 +80,7 @@ static void fer_resample_v8(const uint8_t *tmp, int ow, int oh, const int32_t *k
                             const int32_t *n, int ks, uint8_t *dst, int32_t *acc) {
 	int rs = 3 * ow;
 	for (int j = 0; j < oh; j++) {
-		const int32_t *w = k + (long)j * ks;
-		for (int x = 0; x < rs; x++) acc[x] = 1 << (PB - 1);
-		for (int t = 0; t < n[j]; t++) {
-			const uint8_t *row = tmp + (long)(start[j] + t) * rs;
-			int32_t wt = w[t];
-			for (int x = 0; x < rs; x++) acc[x] += row[x] * wt;
-		}
+		fer_vsum(tmp, rs, k + (long)j * ks, start[j], n[j], acc);
 		uint8_t *d = dst + (long)j * rs;
 		for (int x = 0; x < rs; x++) d[x] = clip8(acc[x]);
 	}
