@@ -12,7 +12,12 @@
 #     video the video-decoding test reads), libjpeg62-turbo-dev (the JPEG
 #     decoder fer's loaders use, the one Pillow links),
 #     python3-torch/python3-torchvision (the PyTorch reference the
-#     equivalence tests compare against).
+#     equivalence tests compare against), libdlib-dev + libdlib-data (face
+#     detection and the 68-point landmark model, data/face).
+#     Tests only: skimage's astronaut.png test photo, taken out of
+#     Debian's python3-skimage .deb into $FER_CACHE/testdata (installing
+#     the package would pull 46 others, among them a pthreads OpenBLAS
+#     that takes over libblas.so.3).
 #  2. Go modules (exact versions pinned in go.mod).
 #  3. internal/gotchpatch: copies gotch v0.9.1 out of the module cache into
 #     a per-libtorch directory ($FER_CACHE, default ~/.cache/fer), writes its
@@ -34,7 +39,7 @@ die() { printf 'setup-gotch: error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed: install Go >= 1.26 (https://go.dev/dl) and re-run"
 
 # --- 1. system packages -------------------------------------------------------
-pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-numpy libjpeg62-turbo-dev)
+pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-numpy libjpeg62-turbo-dev libdlib-dev libdlib-data)
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 missing=()
 for p in "${pkgs[@]}"; do
@@ -50,6 +55,23 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $SUDO apt-get install -y -q --no-install-recommends "${missing[@]}"
 else
   say "system packages present"
+fi
+
+# test photo: skimage's astronaut.png (NASA, public domain) from Debian's
+# python3-skimage package, without installing it (see above)
+cache_dir="${FER_CACHE:-$HOME/.cache/fer}"
+astro="$cache_dir/testdata/astronaut.png"
+if [ ! -s "$astro" ] && [ "${FER_SKIP_APT:-0}" != 1 ] && command -v apt-get >/dev/null; then
+  say "test photo astronaut.png (from python3-skimage's .deb)"
+  tmpdeb=$(mktemp -d)
+  if (cd "$tmpdeb" && apt-get download -q python3-skimage >/dev/null 2>&1); then
+    mkdir -p "$cache_dir/testdata"
+    dpkg-deb --fsys-tarfile "$tmpdeb"/python3-skimage_*.deb |
+      tar -xO ./usr/lib/python3/dist-packages/skimage/data/astronaut.png >"$astro.tmp" && mv "$astro.tmp" "$astro"
+  else
+    say "could not download python3-skimage: the astronaut photo tests will be skipped"
+  fi
+  rm -rf "$tmpdeb"
 fi
 
 # --- 2. Go modules ------------------------------------------------------------

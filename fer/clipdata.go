@@ -99,6 +99,7 @@ func clipSplits(o ClipDataOptions, train, test *data.ClipDataset, note string) *
 		Train: tr, Val: te, Test: te,
 		Classes:    append([]string(nil), train.Classes()...),
 		InputShape: []int64{int64(o.Frames), 3, int64(o.Size), int64(o.Size)},
+		FrameInput: test.PreprocessFrame,
 	}
 }
 

@@ -15,7 +15,6 @@ import (
 	"strings"
 
 	"github.com/fer-research/fer/data/imaging"
-	"github.com/fer-research/fer/fer/internal/torchx"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 	_ "golang.org/x/image/bmp"
@@ -26,6 +25,10 @@ import (
 // imageExts are the file name extensions ImageFiles picks from folders.
 var imageExts = map[string]bool{".png": true, ".jpg": true, ".jpeg": true, ".gif": true,
 	".bmp": true, ".tif": true, ".tiff": true, ".webp": true}
+
+// IsImageFile reports whether name has one of the image extensions
+// ImageFiles picks from folders.
+func IsImageFile(name string) bool { return imageExts[strings.ToLower(filepath.Ext(name))] }
 
 // LoadImage decodes a PNG, JPEG, GIF, BMP, TIFF or WebP file. Missing,
 // empty, truncated and non-image files are errors naming the file.
@@ -83,6 +86,13 @@ func LoadImage(path string) (image.Image, error) {
 // image files directly inside them, sorted by name. A missing path, or a
 // folder without images, is an error.
 func ImageFiles(paths []string) ([]string, error) {
+	return ExpandFiles(paths, IsImageFile, "image files (.png, .jpg, .jpeg, .gif, .bmp, .tif, .webp)")
+}
+
+// ExpandFiles is ImageFiles for any kind of file: folders contribute the
+// files directly inside them that accept takes (sorted by name); kind
+// names them in the error for a folder without any.
+func ExpandFiles(paths []string, accept func(name string) bool, kind string) ([]string, error) {
 	var out []string
 	for _, p := range paths {
 		st, err := os.Stat(p)
@@ -102,12 +112,12 @@ func ImageFiles(paths []string) ([]string, error) {
 		}
 		var found []string
 		for _, e := range ents {
-			if !e.IsDir() && imageExts[strings.ToLower(filepath.Ext(e.Name()))] {
+			if !e.IsDir() && accept(e.Name()) {
 				found = append(found, filepath.Join(p, e.Name()))
 			}
 		}
 		if len(found) == 0 {
-			return nil, fmt.Errorf("%s: folder has no image files (.png, .jpg, .jpeg, .gif, .bmp, .tif, .webp)", p)
+			return nil, fmt.Errorf("%s: folder has no %s", p, kind)
 		}
 		sort.Strings(found)
 		out = append(out, found...)
@@ -183,47 +193,12 @@ func (r *Run) Predict(paths []string, batchSize int) ([]Prediction, error) {
 			}
 			buf = append(buf, x...)
 		}
-		shape := append([]int64{int64(len(chunk))}, r.Data.InputShape...)
-		b, err := NewBatch(r.Device, chunk, [][]float32{buf}, [][]int64{shape}, nil)
+		sc, err := r.Score(buf, len(chunk))
 		if err != nil {
 			return nil, err
-		}
-		var probs []float64
-		err = torchx.NoGrad(func() error {
-			o, err := r.Model.Forward(b, false)
-			if err != nil {
-				return err
-			}
-			defer o.Drop()
-			logits, err := o.Get(OutputLogits)
-			if err != nil {
-				return err
-			}
-			sm, err := logits.Softmax(-1, logits.DType(), false)
-			if err != nil {
-				return err
-			}
-			defer sm.Drop()
-			probs, err = float64Values(sm)
-			return err
-		})
-		b.Drop()
-		if err != nil {
-			return nil, err
-		}
-		c := len(probs) / len(chunk)
-		if c != len(r.Data.Classes) {
-			return nil, fmt.Errorf("model gives %d scores, the data set has %d classes", c, len(r.Data.Classes))
 		}
 		for i, p := range chunk {
-			pr := probs[i*c : (i+1)*c]
-			top := 0
-			for k := range pr {
-				if pr[k] > pr[top] {
-					top = k
-				}
-			}
-			out = append(out, Prediction{Path: p, Probs: pr, Top: top})
+			out = append(out, Prediction{Path: p, Probs: sc.Probs[i], Top: sc.Top[i]})
 		}
 	}
 	return out, nil

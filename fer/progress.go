@@ -11,6 +11,13 @@ import (
 // newBar returns a progress bar over n items on stderr. show nil means:
 // only when stderr is a terminal (logs and CI stay clean).
 func newBar(n int, desc string, show *bool) *progressbar.ProgressBar {
+	return NewProgressBar(n, desc, "batch", show)
+}
+
+// NewProgressBar is a progress bar over n items (-1: unknown) counted in
+// unit ("frames": the bar shows frames/s) on stderr; show nil means only
+// when stderr is a terminal.
+func NewProgressBar(n int, desc, unit string, show *bool) *progressbar.ProgressBar {
 	visible := term.IsTerminal(int(os.Stderr.Fd()))
 	if show != nil {
 		visible = *show
@@ -21,7 +28,7 @@ func newBar(n int, desc string, show *bool) *progressbar.ProgressBar {
 		progressbar.OptionSetDescription(desc),
 		progressbar.OptionShowCount(),
 		progressbar.OptionShowIts(),
-		progressbar.OptionSetItsString("batch"),
+		progressbar.OptionSetItsString(unit),
 		progressbar.OptionThrottle(200*time.Millisecond),
 		progressbar.OptionClearOnFinish(),
 		progressbar.OptionSetWidth(30),

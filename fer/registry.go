@@ -38,6 +38,11 @@ type Splits struct {
 	// float32, shape InputShape) exactly as the test split does, for
 	// `fercli predict`. Nil when the data set cannot take single images.
 	ImageInput func(img image.Image) ([]float32, error)
+	// FrameInput turns one video frame (a face crop) into one frame of a
+	// clip model's input (shape InputShape[1:]) as the test split
+	// transforms each frame of a clip, for `fercli predict` on videos
+	// with clip models. Nil for still-image data sets.
+	FrameInput func(img image.Image) ([]float32, error)
 }
 
 // DatasetFactory opens a data set from its config; seed is the run seed

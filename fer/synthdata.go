@@ -102,14 +102,17 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 		Classes:    append([]string(nil), synth.Classes...),
 		InputShape: shape,
 	}
-	if o.Frames == 0 {
-		s.ImageInput = func(img image.Image) ([]float32, error) {
-			x := synthImageInput(img, o.Size, mean, std)
-			if o.Crop > 0 {
-				x = cropCHW(x, []int64{1, 3, int64(o.Size), int64(o.Size)}, o.Crop, nil, 0)
-			}
-			return x, nil
+	input := func(img image.Image) ([]float32, error) {
+		x := synthImageInput(img, o.Size, mean, std)
+		if o.Crop > 0 {
+			x = cropCHW(x, []int64{1, 3, int64(o.Size), int64(o.Size)}, o.Crop, nil, 0)
 		}
+		return x, nil
+	}
+	if o.Frames == 0 {
+		s.ImageInput = input
+	} else {
+		s.FrameInput = input // every frame of a synth clip is transformed alike
 	}
 	return s, nil
 }

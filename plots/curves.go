@@ -158,7 +158,7 @@ func Curves(path, title string, series ...Series) error {
 	}
 
 	var plots []*plot.Plot
-	var legends []plot.Legend
+	var legends []*plot.Legend
 	for _, name := range panels {
 		p := newPlot("", "epoch", name)
 		p.X.Tick.Marker = epochTicks{}
@@ -228,7 +228,7 @@ func Curves(path, title string, series ...Series) error {
 		p.Add(plotter.NewGrid())
 		if drawn > 0 { // a panel whose series are all NaN is left out
 			plots = append(plots, p)
-			legends = append(legends, l)
+			legends = append(legends, &l)
 		}
 	}
 	if len(plots) == 0 {
@@ -246,33 +246,43 @@ func Curves(path, title string, series ...Series) error {
 
 	w, h := CurvesSize(len(plots))
 	return render(path, w, h, func(dc draw.Canvas) error {
-		// One legend column wide enough for the widest legend, so the
-		// panels' data areas line up.
-		var lw vg.Length
-		for i := range legends {
-			r := legends[i].Rectangle(dc)
-			lw = max(lw, r.Max.X-r.Min.X)
-		}
-		gap := vg.Points(8)
-		body := draw.Crop(dc, 0, -(lw + 2*gap), 0, 0)
-		tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: vg.Points(6), PadTop: vg.Points(2), PadBottom: vg.Points(2)}
-		grid := make([][]*plot.Plot, len(plots))
-		for i, p := range plots {
-			grid[i] = []*plot.Plot{p}
-		}
-		cs := plot.Align(grid, tiles, body)
-		for i, p := range plots {
-			p.Draw(cs[i][0])
-			data := p.DataCanvas(cs[i][0])
-			lc := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{
-				Min: vg.Point{X: dc.Max.X - lw - gap, Y: data.Min.Y},
-				Max: vg.Point{X: dc.Max.X - gap, Y: data.Max.Y},
-			}}
-			legends[i].Top, legends[i].Left = true, true
-			legends[i].Draw(lc)
-		}
+		drawStacked(dc, plots, legends, vg.Points(6))
 		return nil
 	})
+}
+
+// drawStacked draws plots stacked vertically with aligned data areas and
+// legends[i] (nil: none) in one column to the right of panel i, as wide
+// as the widest legend.
+func drawStacked(dc draw.Canvas, plots []*plot.Plot, legends []*plot.Legend, padY vg.Length) {
+	var lw vg.Length
+	for _, l := range legends {
+		if l != nil {
+			r := l.Rectangle(dc)
+			lw = max(lw, r.Max.X-r.Min.X)
+		}
+	}
+	gap := vg.Points(8)
+	body := draw.Crop(dc, 0, -(lw + 2*gap), 0, 0)
+	tiles := draw.Tiles{Rows: len(plots), Cols: 1, PadY: padY, PadTop: vg.Points(2), PadBottom: vg.Points(2)}
+	grid := make([][]*plot.Plot, len(plots))
+	for i, p := range plots {
+		grid[i] = []*plot.Plot{p}
+	}
+	cs := plot.Align(grid, tiles, body)
+	for i, p := range plots {
+		p.Draw(cs[i][0])
+		if i >= len(legends) || legends[i] == nil {
+			continue
+		}
+		data := p.DataCanvas(cs[i][0])
+		lc := draw.Canvas{Canvas: dc.Canvas, Rectangle: vg.Rectangle{
+			Min: vg.Point{X: dc.Max.X - lw - gap, Y: data.Min.Y},
+			Max: vg.Point{X: dc.Max.X - gap, Y: data.Max.Y},
+		}}
+		legends[i].Top, legends[i].Left = true, true
+		legends[i].Draw(lc)
+	}
 }
 
 // epochTicks labels the epoch axis with round numbers (1, 2, 5, 10, 20, ...

@@ -100,7 +100,7 @@ func TestDemoEvalPredict(t *testing.T) {
 		t.Fatal(err)
 	}
 	files, _ := filepath.Glob(filepath.Join(imgs, "*.png"))
-	out, errs, code = run(t, "predict", "--ckpt", best, files[0], imgs)
+	out, errs, code = run(t, "predict", "--ckpt", best, "--faces", "whole", files[0], imgs)
 	if code != 0 {
 		t.Fatalf("predict exit %d: %s", code, errs)
 	}

@@ -32,8 +32,9 @@ func init() {
 	title := &cli.StringFlag{Name: "title", Usage: "figure title (default: model and dataset of the file)"}
 	register(&cli.Command{
 		Name:  "plot",
-		Usage: "draw figures: t-SNE, MDS, confusion matrix, training curves, Grad-CAM, RMFER attention",
+		Usage: "draw figures: t-SNE, MDS, confusion matrix, training curves, Grad-CAM, RMFER attention, video timelines",
 		Subcommands: []*cli.Command{
+			timelineCommand(),
 			{
 				Name:      "tsne",
 				Usage:     "t-SNE of the features in a feature file, coloured by true class",

@@ -3,6 +3,7 @@ package main
 import (
 	"encoding/json"
 	"fmt"
+	"io"
 	"os"
 	"strings"
 	"text/tabwriter"
@@ -14,45 +15,75 @@ import (
 func init() {
 	register(&cli.Command{
 		Name:      "predict",
-		Usage:     "print class probabilities for image files",
-		ArgsUsage: "IMAGE|FOLDER...",
-		Description: `Classifies images (PNG, JPEG, GIF, BMP, TIFF, WebP; a folder stands for the
-images directly inside it) with a checkpoint, preprocessing them as the
-checkpoint's dataset does at test time.
+		Usage:     "classify the faces in photos and videos (or face crops)",
+		ArgsUsage: "PHOTO|VIDEO|FOLDER...",
+		Description: `Finds every face in photos (PNG, JPEG, GIF, BMP, TIFF, WebP) and videos
+(anything ffmpeg reads), aligns it as the checkpoint's data set's images
+were cropped (--crop), classifies it with the checkpoint, and prints one
+row per face: CSV (or JSON lines with --json) with the box, the detector
+score, the prediction and the class probabilities, plus valence/arousal
+and AU probabilities when the model has them. Videos give one row per
+frame and face, with the frame number, its time and a track ID; frames
+are decoded as needed (ffmpeg pipe) while faces are detected on worker
+goroutines and the model runs on batches of faces. Clip models (STT) get
+each track's last T frames. A folder stands for the photos and videos
+directly inside it. --faces whole classifies whole images (face crops, as
+the data sets store them) without detection.
 
-  fercli predict --ckpt runs/demo/best.ckpt face1.png faces/`,
-		Flags: []cli.Flag{
+  fercli predict --ckpt best.ckpt photo.jpg --annotate out/
+  fercli predict --ckpt best.ckpt clip.mp4 -o clip.csv --annotate clip-boxes.mp4
+  fercli predict --ckpt best.ckpt --faces whole face1.png faces/`,
+		Flags: append([]cli.Flag{
 			&cli.StringFlag{Name: "ckpt", Required: true, Usage: "checkpoint file"},
-			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "images per forward pass"},
-			&cli.BoolFlag{Name: "json", Usage: "print JSON lines {file, prediction, probs}"},
-		},
+			&cli.IntFlag{Name: "batch-size", Value: 32, Usage: "faces per forward pass"},
+			&cli.BoolFlag{Name: "json", Usage: "print JSON lines {file, prediction, probs, ...}"},
+		}, mediaFlags()...),
 		Action: predictAction,
 	})
 }
 
 func predictAction(c *cli.Context) error {
 	if c.NArg() == 0 {
-		return fmt.Errorf("predict: give image files or folders (fercli predict --ckpt CKPT IMAGE...)")
+		return fmt.Errorf("predict: give photos, videos or folders (fercli predict --ckpt CKPT PHOTO|VIDEO...)")
 	}
-	files, err := fer.ImageFiles(c.Args().Slice())
+	photos, videos, err := mediaInputs(c.Args().Slice())
 	if err != nil {
 		return err
 	}
+	r, err := loadPredictRun(c)
+	if err != nil {
+		return err
+	}
+	if c.String("faces") != "whole" || len(videos) > 0 {
+		return predictMedia(c, r, photos, videos)
+	}
+	return predictCrops(c, r, photos)
+}
+
+// loadPredictRun rebuilds the checkpoint's run (model and preprocessing).
+func loadPredictRun(c *cli.Context) (*fer.Run, error) {
 	var ov []string
 	if globalSet(c, "device") {
 		ov = append(ov, fmt.Sprintf("device=%q", c.String("device")))
 	}
 	r, _, err := fer.LoadRun(c.String("ckpt"), ov...)
-	if err != nil {
-		return err
-	}
+	return r, err
+}
+
+// predictCrops classifies whole images (face crops), one row per image.
+func predictCrops(c *cli.Context, r *fer.Run, files []string) error {
 	preds, err := r.Predict(files, c.Int("batch-size"))
 	if err != nil {
 		return err
 	}
+	out, done, err := predictOutput(c)
+	if err != nil {
+		return err
+	}
+	defer done()
 	classes := r.Data.Classes
 	if c.Bool("json") {
-		enc := json.NewEncoder(os.Stdout)
+		enc := json.NewEncoder(out)
 		for _, p := range preds {
 			probs := map[string]float64{}
 			for i, cl := range classes {
@@ -64,7 +95,7 @@ func predictAction(c *cli.Context) error {
 		}
 		return nil
 	}
-	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
+	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "file\tprediction\t%s\n", strings.Join(classes, "\t"))
 	for _, p := range preds {
 		cells := make([]string, len(p.Probs))
@@ -74,4 +105,17 @@ func predictAction(c *cli.Context) error {
 		fmt.Fprintf(w, "%s\t%s\t%s\n", p.Path, classes[p.Top], strings.Join(cells, "\t"))
 	}
 	return w.Flush()
+}
+
+// predictOutput is --out (created) or stdout; done closes it.
+func predictOutput(c *cli.Context) (io.Writer, func(), error) {
+	p := c.String("out")
+	if p == "" {
+		return os.Stdout, func() {}, nil
+	}
+	f, err := os.Create(p)
+	if err != nil {
+		return nil, nil, fmt.Errorf("--out: %w", err)
+	}
+	return f, func() { f.Close() }, nil
 }
