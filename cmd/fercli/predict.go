@@ -46,14 +46,37 @@ func predictAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if bs := c.Int("batch-size"); bs < 1 {
+		return fmt.Errorf("--batch-size %d: want >= 1", bs)
+	}
 	preds, err := r.Predict(files, c.Int("batch-size"))
 	if err != nil {
 		return err
 	}
-	classes := r.Data.Classes
-	if c.Bool("json") {
+	if err := printPredictions(preds, r.Data.Classes, c.Bool("json")); err != nil {
+		return err
+	}
+	// the unreadable images: each named on stderr, exit status 1
+	var bad []string
+	for _, p := range preds {
+		if p.Err != nil {
+			fmt.Fprintln(os.Stderr, "fercli:", p.Err)
+			bad = append(bad, p.Path)
+		}
+	}
+	if len(bad) > 0 {
+		return cli.Exit(fmt.Sprintf("fercli: %d of %d images could not be classified (above); the others were", len(bad), len(preds)), 1)
+	}
+	return nil
+}
+
+func printPredictions(preds []fer.Prediction, classes []string, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(os.Stdout)
 		for _, p := range preds {
+			if p.Err != nil {
+				continue
+			}
 			probs := map[string]float64{}
 			for i, cl := range classes {
 				probs[cl] = p.Probs[i]
@@ -67,6 +90,9 @@ func predictAction(c *cli.Context) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "file\tprediction\t%s\n", strings.Join(classes, "\t"))
 	for _, p := range preds {
+		if p.Err != nil {
+			continue
+		}
 		cells := make([]string, len(p.Probs))
 		for i, v := range p.Probs {
 			cells[i] = fmt.Sprintf("%.3f", v)
