@@ -78,8 +78,25 @@ func New(vs *nn.VarStore, cfg Config) (*Optimizer, error) {
 	default:
 		return nil, fmt.Errorf("optimizer %q: want sgd, adam or adamw", cfg.Kind)
 	}
-	if !(cfg.LR > 0) {
-		return nil, fmt.Errorf("optimizer: lr = %v, want > 0", cfg.LR)
+	if !(cfg.LR > 0) || math.IsInf(cfg.LR, 0) {
+		return nil, fmt.Errorf("optimizer: lr = %v, want a finite number > 0", cfg.LR)
+	}
+	if !(cfg.Momentum >= 0 && cfg.Momentum < 1) {
+		return nil, fmt.Errorf("optimizer: momentum = %v, want 0 <= momentum < 1", cfg.Momentum)
+	}
+	if !(cfg.Dampening >= 0 && cfg.Dampening <= 1) {
+		return nil, fmt.Errorf("optimizer: dampening = %v, want 0..1", cfg.Dampening)
+	}
+	if !(cfg.WeightDecay >= 0) || math.IsInf(cfg.WeightDecay, 0) {
+		return nil, fmt.Errorf("optimizer: weight_decay = %v, want a finite number >= 0", cfg.WeightDecay)
+	}
+	if !(cfg.Beta1 >= 0 && cfg.Beta1 < 1 && cfg.Beta2 >= 0 && cfg.Beta2 < 1) || !(cfg.Eps >= 0) || math.IsInf(cfg.Eps, 0) {
+		return nil, fmt.Errorf("optimizer: beta1 = %v, beta2 = %v, eps = %v, want betas in [0, 1) and a finite eps >= 0", cfg.Beta1, cfg.Beta2, cfg.Eps)
+	}
+	for p, v := range cfg.LRMult {
+		if !(v >= 0) || math.IsInf(v, 0) {
+			return nil, fmt.Errorf("optimizer: lr_mult[%s] = %v, want a finite number >= 0", p, v)
+		}
 	}
 	if cfg.Kind != SGD && (cfg.Beta1 == 0 && cfg.Beta2 == 0 && cfg.Eps == 0) {
 		cfg.Beta1, cfg.Beta2, cfg.Eps = 0.9, 0.999, 1e-8
