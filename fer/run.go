@@ -2,7 +2,10 @@ package fer
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
+	"github.com/fer-research/fer/data"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 )
@@ -66,4 +69,68 @@ func BuildModel(cfg *Config, data *Splits, dev gotch.Device) (Model, error) {
 func (r *Run) Trainer() *Trainer {
 	return &Trainer{Cfg: r.Cfg, Model: r.Model, Loss: r.Loss, Train: r.Data.Train, Val: r.Data.Val,
 		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape}
+}
+
+// SplitDrops is one split's dropped samples.
+type SplitDrops struct {
+	Split string // "train", "val", "test" or "val/test" when shared
+	Drops *data.Drops
+}
+
+// Drops lists, per split, the samples the data set's readers left out
+// when it was opened (splits implementing data.DropReporter; a split
+// object shared by val and test is listed once). Splits that dropped
+// nothing are left out.
+func (s *Splits) Drops() []SplitDrops {
+	var out []SplitDrops
+	type named struct {
+		name string
+		ds   Dataset
+	}
+	var seen []named
+	for _, sp := range []named{{"train", s.Train}, {"val", s.Val}, {"test", s.Test}} {
+		if sp.ds == nil {
+			continue
+		}
+		dup := false
+		for i := range seen {
+			if sameDataset(seen[i].ds, sp.ds) {
+				seen[i].name += "/" + sp.name
+				dup = true
+			}
+		}
+		if !dup {
+			seen = append(seen, sp)
+		}
+	}
+	for _, sp := range seen {
+		dr, ok := sp.ds.(data.DropReporter)
+		if !ok || dr.Drops().Total() == 0 {
+			continue
+		}
+		out = append(out, SplitDrops{Split: sp.name, Drops: dr.Drops()})
+	}
+	return out
+}
+
+// DropReport is Drops as text, one line per split and reason:
+//
+//	train: 412 dropped: expression 8 (None) is not one of the 7 classes (a.jpg, b.jpg, c.jpg, ...)
+//
+// and "" when nothing was dropped.
+func (s *Splits) DropReport() string {
+	var b strings.Builder
+	for _, sd := range s.Drops() {
+		for _, l := range strings.Split(sd.Drops.String(), "\n") {
+			fmt.Fprintf(&b, "%s: %s\n", sd.Split, l)
+		}
+	}
+	return b.String()
+}
+
+// sameDataset reports whether a and b are the same split object (== on
+// an interface holding an uncomparable type would panic).
+func sameDataset(a, b Dataset) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }
