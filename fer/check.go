@@ -124,7 +124,7 @@ func CheckDataset(ctx context.Context, s *Splits, workers int, progress *bool) (
 		if err != nil {
 			return nil, fmt.Errorf("%s: %w", sp.name, err)
 		}
-		if d, ok := sp.ds.(data.Described); ok {
+		if d, ok := sp.ds.(interface{ ID(int) string }); ok {
 			for i := range failed {
 				failed[i].ID = d.ID(failed[i].Index)
 			}

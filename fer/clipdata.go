@@ -162,6 +162,9 @@ func (s *ClipSplit) Load(i int, rng *rand.Rand, train bool) (data.Sample, error)
 	return s.DS.Load(i, rng, train)
 }
 
+// ID names clip i.
+func (s *ClipSplit) ID(i int) string { return s.DS.ID(i) }
+
 // Drops implements data.DropReporter.
 func (s *ClipSplit) Drops() *data.Drops { return s.DS.Drops() }
 
