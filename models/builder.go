@@ -125,6 +125,26 @@ func (b *builder) add(name string, shape []int64, init initFn, trainable bool) *
 	return v
 }
 
+// discard draws the random numbers of a tensor init would fill, without
+// keeping the tensor: PyTorch code that builds a throwaway layer (timm's
+// EfficientNetBuilder probes its squeeze-excite class) advances the
+// global generator, and the same seed only gives the same weights if fer
+// draws the same numbers in the same order. Counting builds skip it.
+func (b *builder) discard(shape []int64, init initFn) {
+	if b.counting() || b.state.err != nil {
+		return
+	}
+	x, err := emptyTensor(shape, gotch.Float, b.device())
+	if err != nil {
+		b.fail(fmt.Errorf("throwaway draw: %w", err))
+		return
+	}
+	defer x.Drop()
+	if err := init(x); err != nil {
+		b.fail(fmt.Errorf("throwaway draw: %w", err))
+	}
+}
+
 // reinit re-initialises existing parameters in place, with autograd off,
 // the way torchvision/timm model constructors overwrite the layer defaults
 // after building. Nil tensors (count-only builds) are skipped.
