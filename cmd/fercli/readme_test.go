@@ -152,7 +152,7 @@ func TestReadmeExamplesRun(t *testing.T) {
 	t.Logf("ran %d README commands", ran)
 }
 
-// shellWords splits a command line at spaces, honouring '' and "" quotes.
+// shellWords splits a command line at spaces, honouring ” and "" quotes.
 func shellWords(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
