@@ -152,7 +152,8 @@ func TestReadmeExamplesRun(t *testing.T) {
 	t.Logf("ran %d README commands", ran)
 }
 
-// shellWords splits a command line at spaces, honouring ” and "" quotes.
+// shellWords splits a command line at spaces, honouring single and double
+// quotes.
 func shellWords(s string) ([]string, error) {
 	var words []string
 	var cur strings.Builder
