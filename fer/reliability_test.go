@@ -170,6 +170,14 @@ func TestCatchTorch(t *testing.T) {
 	if !oom.OutOfMemory || oom.Bytes != 720000000000 || oom.Error() != "build: out of memory: libtorch could not allocate a tensor (670.6 GiB)" {
 		t.Fatalf("oom: %+v %q", oom, oom.Error())
 	}
+	err = func() (err error) {
+		defer CatchTorch(&err, "forward")
+		FailForward(errors.New("clip of the wrong shape"))
+		return nil
+	}()
+	if err == nil || err.Error() != "forward: clip of the wrong shape" {
+		t.Fatalf("FailForward: %v", err)
+	}
 	defer func() {
 		if r := recover(); r == nil || fmt.Sprint(r) != "a bug" {
 			t.Fatalf("recovered %v", r)

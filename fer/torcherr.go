@@ -70,6 +70,21 @@ func CatchTorch(err *error, op string) {
 	*err = NewTorchError(op, tf.Error())
 }
 
+// FailForward ends a ForwardT with err: nn.ModuleT's ForwardT has no
+// error result, so a module that finds an error there (an input of the
+// wrong shape) panics with a value CatchTorch recovers, and the error
+// reaches the caller of Fit, Evaluate or Predict as an error, not as an
+// exit.
+func FailForward(err error) {
+	panic(forwardFailure{err})
+}
+
+type forwardFailure struct{ err error }
+
+func (f forwardFailure) Error() string { return f.err.Error() }
+func (f forwardFailure) Unwrap() error { return f.err }
+func (forwardFailure) FerTorchFatal()  {}
+
 // allocFailure matches libtorch's allocation failures: the CPU allocator's
 // "you tried to allocate N bytes" and CUDA's "out of memory".
 var (
