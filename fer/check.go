@@ -69,62 +69,44 @@ func CheckDataset(ctx context.Context, s *Splits, workers int, progress *bool) (
 		workers = runtime.NumCPU()
 	}
 	defer CatchTorch(&err, "check")
-	type named struct {
-		name string
-		ds   Dataset
-	}
-	var splits []named
-	for _, sp := range []named{{"train", s.Train}, {"val", s.Val}, {"test", s.Test}} {
-		if sp.ds == nil {
-			continue
-		}
-		dup := false
-		for i := range splits {
-			if sameDataset(splits[i].ds, sp.ds) {
-				splits[i].name += "/" + sp.name
-				dup = true
-			}
-		}
-		if !dup {
-			splits = append(splits, sp)
-		}
-	}
+	splits := s.Distinct()
 	total := 0
 	for _, sp := range splits {
-		total += sp.ds.Len()
+		total += sp.Dataset.Len()
 	}
 	bar := newBar(total, "reading samples", progress)
 	defer bar.Finish()
 	tick := func() { bar.Add(1) }
 	res = &DataCheck{Classes: s.Classes}
 	for _, sp := range splits {
-		sc := SplitCheck{Name: sp.name, Samples: sp.ds.Len()}
-		if l, ok := sp.ds.(Labeled); ok {
+		ds := sp.Dataset
+		sc := SplitCheck{Name: sp.Name, Samples: ds.Len()}
+		if l, ok := ds.(Labeled); ok {
 			sc.PerClass = make([]int, len(s.Classes))
-			for i := range sp.ds.Len() {
+			for i := range ds.Len() {
 				switch y := l.Label(i); {
 				case y < 0:
 					sc.Unlabelled++
 				case y < len(sc.PerClass):
 					sc.PerClass[y]++
 				default:
-					return nil, fmt.Errorf("%s sample %d has label %d, the data set has %d classes", sp.name, i, y, len(s.Classes))
+					return nil, fmt.Errorf("%s sample %d has label %d, the data set has %d classes", sp.Name, i, y, len(s.Classes))
 				}
 			}
 		}
-		if dr, ok := sp.ds.(data.DropReporter); ok && dr.Drops().Total() > 0 {
+		if dr, ok := ds.(data.DropReporter); ok && dr.Drops().Total() > 0 {
 			sc.Drops = dr.Drops()
 		}
 		var failed []SampleFailure
-		if dd, ok := sp.ds.(data.Dataset); ok {
+		if dd, ok := ds.(data.Dataset); ok {
 			failed, err = checkSamples(ctx, dd, workers, tick)
 		} else {
-			failed, err = checkBatches(ctx, sp.ds, tick)
+			failed, err = checkBatches(ctx, ds, tick)
 		}
 		if err != nil {
-			return nil, fmt.Errorf("%s: %w", sp.name, err)
+			return nil, fmt.Errorf("%s: %w", sp.Name, err)
 		}
-		if d, ok := sp.ds.(interface{ ID(int) string }); ok {
+		if d, ok := ds.(interface{ ID(int) string }); ok {
 			for i := range failed {
 				failed[i].ID = d.ID(failed[i].Index)
 			}

@@ -152,28 +152,32 @@ func DefaultConfig() Config {
 // "model.options.width=64", "optimizer.lr_mult={backbone.: 0.1}").
 // Unknown keys are an error naming the key and the file.
 func LoadConfig(path string, overrides ...string) (*Config, error) {
-	var src []byte
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		src = b
+	src, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
 	}
 	return ParseConfig(src, path, overrides...)
+}
+
+// readConfigFile reads a config file; no file ("") is an empty config.
+func readConfigFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
 }
 
 // LoadDataConfig reads a config as LoadConfig does but checks only what
 // opening its data set needs (data.name): `fercli check` opens data sets
 // without a model.
 func LoadDataConfig(path string, overrides ...string) (*Config, error) {
-	var src []byte
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		src = b
+	src, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
 	}
 	cfg, err := parseConfig(src, path, false, overrides...)
 	if err != nil {

@@ -77,38 +77,47 @@ type SplitDrops struct {
 	Drops *data.Drops
 }
 
-// Drops lists, per split, the samples the data set's readers left out
-// when it was opened (splits implementing data.DropReporter; a split
-// object shared by val and test is listed once). Splits that dropped
-// nothing are left out.
-func (s *Splits) Drops() []SplitDrops {
-	var out []SplitDrops
-	type named struct {
-		name string
-		ds   Dataset
-	}
-	var seen []named
-	for _, sp := range []named{{"train", s.Train}, {"val", s.Val}, {"test", s.Test}} {
-		if sp.ds == nil {
+// NamedSplit is one distinct split of a data set.
+type NamedSplit struct {
+	// Name is "train", "val", "test", or "val/test" when one split object
+	// serves both.
+	Name    string
+	Dataset Dataset
+}
+
+// Distinct lists the splits that are set, each split object once, in the
+// order train, val, test.
+func (s *Splits) Distinct() []NamedSplit {
+	var out []NamedSplit
+	for _, sp := range []NamedSplit{{"train", s.Train}, {"val", s.Val}, {"test", s.Test}} {
+		if sp.Dataset == nil {
 			continue
 		}
 		dup := false
-		for i := range seen {
-			if sameDataset(seen[i].ds, sp.ds) {
-				seen[i].name += "/" + sp.name
+		for i := range out {
+			if sameDataset(out[i].Dataset, sp.Dataset) {
+				out[i].Name += "/" + sp.Name
 				dup = true
 			}
 		}
 		if !dup {
-			seen = append(seen, sp)
+			out = append(out, sp)
 		}
 	}
-	for _, sp := range seen {
-		dr, ok := sp.ds.(data.DropReporter)
+	return out
+}
+
+// Drops lists, per split, the samples the data set's readers left out
+// when it was opened (splits implementing data.DropReporter). Splits that
+// dropped nothing are left out.
+func (s *Splits) Drops() []SplitDrops {
+	var out []SplitDrops
+	for _, sp := range s.Distinct() {
+		dr, ok := sp.Dataset.(data.DropReporter)
 		if !ok || dr.Drops().Total() == 0 {
 			continue
 		}
-		out = append(out, SplitDrops{Split: sp.name, Drops: dr.Drops()})
+		out = append(out, SplitDrops{Split: sp.Name, Drops: dr.Drops()})
 	}
 	return out
 }
