@@ -11,6 +11,7 @@ import (
 	"strconv"
 	"strings"
 
+	"github.com/fer-research/fer/fer/optim"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -269,9 +270,6 @@ func (c *Config) Validate() error {
 	if err := o.validate(); err != nil {
 		return err
 	}
-	if o.Nesterov && (o.Momentum <= 0 || o.Dampening != 0) {
-		return fmt.Errorf("optimizer: nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD)")
-	}
 	s := c.Schedule
 	switch s.Name {
 	case "constant", "cosine":
@@ -295,50 +293,31 @@ func (c *Config) Validate() error {
 	return nil
 }
 
-// validate checks the optimiser's hyper-parameters against the ranges
-// torch.optim accepts, and, beyond it, rejects values that can only
-// diverge: momentum >= 1 (the velocity never decays) and non-finite
-// numbers.
+// validate checks the optimiser's hyper-parameters: the name, the SAM
+// and clipping values, and the torch.optim ones (optim.Config.Validate),
+// each error naming its key.
 func (o OptimizerConfig) validate() error {
-	finite := func(key string, v float64) error {
-		if math.IsNaN(v) || math.IsInf(v, 0) {
-			return fmt.Errorf("optimizer.%s = %v, want a finite number", key, v)
-		}
-		return nil
-	}
 	for _, kv := range []struct {
 		k string
 		v float64
-	}{{"lr", o.LR}, {"momentum", o.Momentum}, {"dampening", o.Dampening}, {"weight_decay", o.WeightDecay},
-		{"beta1", o.Beta1}, {"beta2", o.Beta2}, {"eps", o.Eps}, {"sam_rho", o.SAMRho}, {"clip_grad_norm", o.ClipGradNorm}} {
-		if err := finite(kv.k, kv.v); err != nil {
-			return err
+	}{{"sam_rho", o.SAMRho}, {"clip_grad_norm", o.ClipGradNorm}} {
+		if !(kv.v >= 0) || math.IsInf(kv.v, 0) {
+			return fmt.Errorf("optimizer.%s = %v, want a finite number >= 0 (0: off)", kv.k, kv.v)
 		}
 	}
-	switch {
-	case !(o.LR > 0):
-		return fmt.Errorf("optimizer.lr = %v, want > 0", o.LR)
-	case o.Momentum < 0 || o.Momentum >= 1:
-		return fmt.Errorf("optimizer.momentum = %v, want 0 <= momentum < 1 (0.9 is usual; >= 1 never forgets a gradient and diverges)", o.Momentum)
-	case o.Dampening < 0 || o.Dampening > 1:
-		return fmt.Errorf("optimizer.dampening = %v, want 0..1", o.Dampening)
-	case o.WeightDecay < 0:
-		return fmt.Errorf("optimizer.weight_decay = %v, want >= 0 (e.g. 5e-4)", o.WeightDecay)
-	case o.Eps < 0:
-		return fmt.Errorf("optimizer.eps = %v, want >= 0", o.Eps)
-	case o.SAMRho < 0:
-		return fmt.Errorf("optimizer.sam_rho = %v, want >= 0 (0: no SAM)", o.SAMRho)
-	case o.ClipGradNorm < 0:
-		return fmt.Errorf("optimizer.clip_grad_norm = %v, want >= 0 (0: no clipping)", o.ClipGradNorm)
-	case o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1:
-		return fmt.Errorf("optimizer: beta1 = %v, beta2 = %v, want both in [0, 1)", o.Beta1, o.Beta2)
-	}
-	for _, p := range sortedKeys(o.LRMult) {
-		if v := o.LRMult[p]; !(v >= 0) || math.IsInf(v, 0) {
-			return fmt.Errorf("optimizer.lr_mult[%s] = %v, want a finite number >= 0", p, v)
-		}
+	if err := o.optimConfig().Validate(); err != nil {
+		return fmt.Errorf("optimizer.%w", err)
 	}
 	return nil
+}
+
+// optimConfig is the fer/optim configuration of o.
+func (o OptimizerConfig) optimConfig() optim.Config {
+	return optim.Config{
+		Kind: optim.Kind(o.Name), LR: o.LR, Momentum: o.Momentum, Dampening: o.Dampening,
+		Nesterov: o.Nesterov, WeightDecay: o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2,
+		Eps: o.Eps, LRMult: o.LRMult,
+	}
 }
 
 // EvalBatch is the evaluation batch size.

@@ -163,11 +163,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		fmt.Fprintf(t.Out, "removed %d temporary file(s) an interrupted write left in %s: %s\n", len(removed), cfg.RunDir, strings.Join(removed, ", "))
 	}
 	oc := cfg.Optimizer
-	t.opt, err = optim.New(t.Model.VarStore(), optim.Config{
-		Kind: optim.Kind(oc.Name), LR: oc.LR, Momentum: oc.Momentum, Dampening: oc.Dampening,
-		Nesterov: oc.Nesterov, WeightDecay: oc.WeightDecay, Beta1: oc.Beta1, Beta2: oc.Beta2,
-		Eps: oc.Eps, LRMult: oc.LRMult,
-	})
+	t.opt, err = optim.New(t.Model.VarStore(), oc.optimConfig())
 	if err != nil {
 		return nil, err
 	}
