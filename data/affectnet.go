@@ -1,11 +1,13 @@
 package data
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
 	"strconv"
@@ -75,28 +77,71 @@ func OpenAffectNet(root, split string, opts AffectNetOptions) (*ImageDataset, er
 		return nil, fmt.Errorf("affectnet: %w (point the data root at the folder holding training.csv and validation.csv)", err)
 	}
 	defer f.Close()
-	r := csv.NewReader(f)
-	r.FieldsPerRecord = -1
-	r.ReuseRecord = true
+	drops := &Drops{}
+	rows, err := parseAffectNetCSV(f, path, nc, opts.FaceBox, drops)
+	if err != nil {
+		return nil, err
+	}
+	items := make([]ImageItem, len(rows))
+	for i, r := range rows {
+		items[i] = ImageItem{ID: r.id, Path: filepath.Join(imgDir, filepath.FromSlash(r.id)), Label: r.label, Box: r.box}
+	}
+	if len(items) == 0 {
+		return nil, fmt.Errorf("affectnet: %s has no rows with expression < %d", path, nc)
+	}
+	ds, err := NewImageDataset(fmt.Sprintf("affectnet-%d %s", nc, split), items, AffectNetClasses[:nc], opts.Transform)
+	if err != nil {
+		return nil, err
+	}
+	ds.SetDrops(drops)
+	return ds, nil
+}
+
+// affectNetCodes names AffectNet's expression codes 8..10, which are no
+// expression class.
+var affectNetCodes = map[int]string{8: "None", 9: "Uncertain", 10: "No-Face"}
+
+// affectNetRow is one kept row of training.csv / validation.csv.
+type affectNetRow struct {
+	id    string
+	label int
+	box   image.Rectangle
+}
+
+// parseAffectNetCSV reads AffectNet's training.csv or validation.csv
+// (see OpenAffectNet): a header row, when there is one, is recognised by
+// any known column name and the columns are then found by name, in any
+// order; without one the official column order is assumed. Rows whose
+// expression code is a valid code but not one of the nc classes (7
+// contempt for AffectNet-7, 8 None, 9 Uncertain, 10 No-Face) are recorded
+// in drops; any row that cannot be parsed is an error naming the file and
+// line. faceBox requires the four face_* columns.
+func parseAffectNetCSV(r io.Reader, path string, nc int, faceBox bool, drops *Drops) ([]affectNetRow, error) {
+	br := bufio.NewReader(r)
+	if err := checkUTF8Start(br, path); err != nil {
+		return nil, fmt.Errorf("affectnet: %w", err)
+	}
+	cr := csv.NewReader(br)
+	cr.FieldsPerRecord = -1
+	cr.ReuseRecord = true
 	col := map[string]int{}
-	var items []ImageItem
+	var rows []affectNetRow
 	for row := 0; ; row++ {
-		rec, err := r.Read()
+		rec, err := cr.Read()
 		if errors.Is(err, io.EOF) {
 			break
 		}
 		if err != nil {
 			return nil, fmt.Errorf("affectnet: %s: %w", path, err)
 		}
-		line, _ := r.FieldPos(0)
+		line, _ := cr.FieldPos(0)
 		if row == 0 {
-			if strings.EqualFold(strings.TrimPrefix(rec[0], "\ufeff"), "subDirectory_filePath") {
-				for k, name := range rec {
-					col[strings.TrimPrefix(name, "\ufeff")] = k
-				}
+			rec[0] = strings.TrimPrefix(rec[0], "\ufeff")
+			if header := affectNetHeader(rec); header != nil {
+				col = header
 				for _, need := range []string{"subDirectory_filePath", "expression"} {
 					if _, ok := col[need]; !ok {
-						return nil, fmt.Errorf("affectnet: %s: header lacks the column %s", path, need)
+						return nil, fmt.Errorf("affectnet: %s: header %q lacks the column %s", path, strings.Join(rec, ","), need)
 					}
 				}
 				continue
@@ -105,38 +150,71 @@ func OpenAffectNet(root, split string, opts AffectNetOptions) (*ImageDataset, er
 				col[name] = k
 			}
 		}
-		if len(rec) <= col["expression"] || len(rec) <= col["subDirectory_filePath"] {
+		get := func(name string) (string, bool) {
+			c, ok := col[name]
+			if !ok || c >= len(rec) {
+				return "", false
+			}
+			return strings.TrimSpace(rec[c]), true
+		}
+		id, ok1 := get("subDirectory_filePath")
+		expr, ok2 := get("expression")
+		if !ok1 || !ok2 {
 			return nil, fmt.Errorf("affectnet: %s line %d: %d fields, want %d (%s)", path, line, len(rec), len(affectNetColumns), strings.Join(affectNetColumns, ","))
 		}
-		code, err := strconv.Atoi(strings.TrimSpace(rec[col["expression"]]))
-		if err != nil || code < 0 {
-			return nil, fmt.Errorf("affectnet: %s line %d: expression %q is not a code 0..10", path, line, rec[col["expression"]])
+		if id == "" {
+			return nil, fmt.Errorf("affectnet: %s line %d: empty subDirectory_filePath", path, line)
+		}
+		code, err := strconv.Atoi(expr)
+		if err != nil || code < 0 || code > 10 {
+			return nil, fmt.Errorf("affectnet: %s line %d: expression %q is not a code 0..10", path, line, expr)
 		}
 		if code >= nc {
+			what := affectNetCodes[code]
+			if what == "" {
+				what = AffectNetClasses[code]
+			}
+			drops.Add(fmt.Sprintf("expression %d (%s) is not one of the %d classes", code, what, nc), id)
 			continue
 		}
-		it := ImageItem{ID: rec[col["subDirectory_filePath"]], Label: code}
-		it.Path = filepath.Join(imgDir, filepath.FromSlash(it.ID))
-		if opts.FaceBox {
+		it := affectNetRow{id: id, label: code}
+		if faceBox {
 			var v [4]int
 			for k, name := range []string{"face_x", "face_y", "face_width", "face_height"} {
-				c, ok := col[name]
-				if !ok || c >= len(rec) {
+				s, ok := get(name)
+				if !ok {
 					return nil, fmt.Errorf("affectnet: %s line %d: no %s column for face_box", path, line, name)
 				}
-				if v[k], err = strconv.Atoi(strings.TrimSpace(rec[c])); err != nil {
-					return nil, fmt.Errorf("affectnet: %s line %d: %s %q is not an integer", path, line, name, rec[c])
+				if v[k], err = strconv.Atoi(s); err != nil {
+					return nil, fmt.Errorf("affectnet: %s line %d: %s %q is not an integer", path, line, name, s)
 				}
 			}
-			if v[2] < 1 || v[3] < 1 {
-				return nil, fmt.Errorf("affectnet: %s line %d: empty face box %v", path, line, v)
+			if v[2] < 1 || v[3] < 1 || v[0] < 0 || v[1] < 0 || v[0] > math.MaxInt32-v[2] || v[1] > math.MaxInt32-v[3] {
+				return nil, fmt.Errorf("affectnet: %s line %d: face box x=%d y=%d w=%d h=%d: want x, y >= 0 and width, height >= 1", path, line, v[0], v[1], v[2], v[3])
 			}
-			it.Box = image.Rect(v[0], v[1], v[0]+v[2], v[1]+v[3])
+			it.box = image.Rect(v[0], v[1], v[0]+v[2], v[1]+v[3])
 		}
-		items = append(items, it)
+		rows = append(rows, it)
 	}
-	if len(items) == 0 {
-		return nil, fmt.Errorf("affectnet: %s has no rows with expression < %d", path, nc)
+	return rows, nil
+}
+
+// affectNetHeader maps the column names of a header row (matched without
+// regard to case) to their indices, or returns nil when the row names no
+// known column (it is data).
+func affectNetHeader(rec []string) map[string]int {
+	col := map[string]int{}
+	for k, name := range rec {
+		for _, known := range affectNetColumns {
+			if strings.EqualFold(strings.TrimSpace(name), known) {
+				if _, dup := col[known]; !dup {
+					col[known] = k
+				}
+			}
+		}
 	}
-	return NewImageDataset(fmt.Sprintf("affectnet-%d %s", nc, split), items, AffectNetClasses[:nc], opts.Transform)
+	if len(col) == 0 {
+		return nil
+	}
+	return col
 }

@@ -76,10 +76,28 @@ type ClipDataset struct {
 	Name string
 	// Clips are the samples, in list-file order.
 	Clips []Clip
-	// Dropped are the clips MinFrames removed.
+	// Dropped are the clips MinFrames removed (also counted in Drops).
 	Dropped []Clip
 	classes []string
 	opts    ClipOptions
+	drops   *Drops
+}
+
+// Drops implements DropReporter: the listed clips left out (never nil).
+func (d *ClipDataset) Drops() *Drops {
+	if d.drops == nil {
+		d.drops = &Drops{}
+	}
+	return d.drops
+}
+
+// SetDrops attaches the drops a reader recorded while listing the clips;
+// NewClipDataset's own (min_frames) are added to them.
+func (d *ClipDataset) SetDrops(dr *Drops) {
+	if d.drops != nil && dr != nil {
+		dr.Merge(d.drops)
+	}
+	d.drops = dr
 }
 
 // NewClipDataset checks the clips and options and builds the data set:
@@ -123,6 +141,7 @@ func NewClipDataset(name string, clips []Clip, classes []string, opts ClipOption
 		}
 		if o.MinFrames > 0 && c.Frames < o.MinFrames {
 			d.Dropped = append(d.Dropped, c)
+			d.Drops().Add(fmt.Sprintf("fewer than min_frames = %d frames", o.MinFrames), fmt.Sprintf("%s (%d)", c.ID, c.Frames))
 			continue
 		}
 		d.Clips = append(d.Clips, c)

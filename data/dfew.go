@@ -3,8 +3,10 @@ package data
 import (
 	"bufio"
 	"fmt"
+	"io"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -93,16 +95,30 @@ func OpenDFEW(root string, fold int, split string, opts DFEWOptions) (*ClipDatas
 
 type dfewRow struct{ video, label int }
 
-// readDFEWSplit parses a DFEW split CSV (video_name,label; labels 1..7).
+// readDFEWSplit reads a DFEW split CSV.
 func readDFEWSplit(path string) ([]dfewRow, error) {
 	f, err := os.Open(path)
 	if err != nil {
 		return nil, fmt.Errorf("dfew: split file %s: %w (expected the official EmoLabel_DataSplit folder under the data root)", path, err)
 	}
 	defer f.Close()
+	return parseDFEWSplit(f, path)
+}
+
+// parseDFEWSplit parses a DFEW split CSV: video_name,label per line,
+// labels 1..7, an optional header row (recognised by the names video_name
+// and label, read by name in either order), UTF-8 with an optional
+// byte-order mark. Every line that is not a clip number and a label, and
+// a clip listed twice, is an error naming the file and line.
+func parseDFEWSplit(r io.Reader, path string) ([]dfewRow, error) {
+	br := bufio.NewReader(r)
+	if err := checkUTF8Start(br, path); err != nil {
+		return nil, fmt.Errorf("dfew: %w", err)
+	}
 	var rows []dfewRow
 	seen := map[int]int{}
-	sc := bufio.NewScanner(f)
+	videoCol, labelCol := 0, 1
+	sc := bufio.NewScanner(br)
 	line := 0
 	for sc.Scan() {
 		line++
@@ -111,14 +127,23 @@ func readDFEWSplit(path string) ([]dfewRow, error) {
 			continue
 		}
 		fields := strings.Split(text, ",")
-		if len(rows) == 0 && len(seen) == 0 && strings.EqualFold(strings.TrimSpace(fields[0]), "video_name") {
-			continue // header
+		for i := range fields {
+			fields[i] = strings.TrimSpace(fields[i])
+		}
+		if len(rows) == 0 && len(seen) == 0 && (slices.ContainsFunc(fields, isDFEWColumn)) {
+			v := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, "video_name") })
+			l := slices.IndexFunc(fields, func(f string) bool { return strings.EqualFold(f, "label") })
+			if v < 0 || l < 0 || len(fields) != 2 {
+				return nil, fmt.Errorf("dfew: %s line %d: header %q: want the columns video_name and label", path, line, text)
+			}
+			videoCol, labelCol = v, l
+			continue
 		}
 		if len(fields) != 2 {
 			return nil, fmt.Errorf("dfew: %s line %d: %q: want 2 comma-separated fields video_name,label", path, line, text)
 		}
-		v, err1 := strconv.Atoi(strings.TrimSpace(fields[0]))
-		l, err2 := strconv.Atoi(strings.TrimSpace(fields[1]))
+		v, err1 := strconv.Atoi(fields[videoCol])
+		l, err2 := strconv.Atoi(fields[labelCol])
 		if err1 != nil || err2 != nil || v < 0 {
 			return nil, fmt.Errorf("dfew: %s line %d: %q: want an integer clip number and an integer label", path, line, text)
 		}
@@ -138,4 +163,8 @@ func readDFEWSplit(path string) ([]dfewRow, error) {
 		return nil, fmt.Errorf("dfew: %s lists no clips", path)
 	}
 	return rows, nil
+}
+
+func isDFEWColumn(f string) bool {
+	return strings.EqualFold(f, "video_name") || strings.EqualFold(f, "label")
 }

@@ -42,6 +42,40 @@ func (d *Drops) Add(reason, id string) {
 	}
 }
 
+// Merge adds every drop recorded in o (its counts and example names).
+func (d *Drops) Merge(o *Drops) {
+	if o == nil || o == d {
+		return
+	}
+	o.mu.Lock()
+	type rec struct {
+		reason string
+		n      int
+		ex     []string
+	}
+	var rs []rec
+	for _, r := range o.reasons {
+		rs = append(rs, rec{r, o.count[r], append([]string(nil), o.first[r]...)})
+	}
+	o.mu.Unlock()
+	d.mu.Lock()
+	defer d.mu.Unlock()
+	if d.count == nil {
+		d.count, d.first = map[string]int{}, map[string][]string{}
+	}
+	for _, r := range rs {
+		if _, ok := d.count[r.reason]; !ok {
+			d.reasons = append(d.reasons, r.reason)
+		}
+		d.count[r.reason] += r.n
+		for _, id := range r.ex {
+			if len(d.first[r.reason]) < dropExamples {
+				d.first[r.reason] = append(d.first[r.reason], id)
+			}
+		}
+	}
+}
+
 // Total is the number of dropped samples.
 func (d *Drops) Total() int {
 	if d == nil {

@@ -1,13 +1,16 @@
 package data
 
 import (
+	"bufio"
 	"encoding/csv"
 	"errors"
 	"fmt"
 	"image"
 	"io"
+	"math"
 	"os"
 	"path/filepath"
+	"slices"
 	"strconv"
 	"strings"
 )
@@ -71,7 +74,42 @@ func OpenFERPlus(root, split string, opts FERPlusOptions) (*ImageDataset, error)
 		return nil, fmt.Errorf("ferplus: %w (fer2013new.csv comes from github.com/microsoft/FERPlus)", err)
 	}
 	defer newF.Close()
-	oldR, newR := csv.NewReader(oldF), csv.NewReader(newF)
+	drops := &Drops{}
+	items, err := parseFERPlus(oldF, newF, oldPath, newPath, usage, drops)
+	if err != nil {
+		return nil, err
+	}
+	if opts.Size == 0 {
+		opts.Size = 48
+	}
+	ds, err := NewImageDataset("ferplus "+split, items, FERPlusClasses, opts.Transform)
+	if err != nil {
+		return nil, err
+	}
+	ds.SetDrops(drops)
+	return ds, nil
+}
+
+// ferPlusVotes are fer2013new.csv's 10 vote columns, in file order.
+var ferPlusVotes = []string{"neutral", "happiness", "surprise", "sadness", "anger", "disgust", "fear", "contempt", "unknown", "NF"}
+
+// parseFERPlus reads fer2013.csv and fer2013new.csv side by side (their
+// rows correspond 1:1) and returns the images of Usage usage with their
+// majority-vote labels. Columns are found by their header names, in any
+// order (the vote columns by name when the header names them, else the
+// ten columns after "Image name"). Rows without an image name and rows
+// whose vote gives unknown or not-a-face are recorded in drops; a row that
+// cannot be parsed (a vote that is not a finite count >= 0, bad pixels) is
+// an error naming the file and line.
+func parseFERPlus(oldIn, newIn io.Reader, oldPath, newPath, usage string, drops *Drops) ([]ImageItem, error) {
+	ob, nb := bufio.NewReader(oldIn), bufio.NewReader(newIn)
+	if err := checkUTF8Start(ob, oldPath); err != nil {
+		return nil, fmt.Errorf("ferplus: %w", err)
+	}
+	if err := checkUTF8Start(nb, newPath); err != nil {
+		return nil, fmt.Errorf("ferplus: %w", err)
+	}
+	oldR, newR := csv.NewReader(ob), csv.NewReader(nb)
 	oldR.FieldsPerRecord, newR.FieldsPerRecord = -1, -1
 	oldCol, err := csvHeader(oldR, oldPath, "emotion", "pixels", "Usage")
 	if err != nil {
@@ -81,7 +119,22 @@ func OpenFERPlus(root, split string, opts FERPlusOptions) (*ImageDataset, error)
 	if err != nil {
 		return nil, err
 	}
-	voteCol := newCol["Image name"] + 1 // the 10 vote columns follow
+	voteCol := make([]int, len(ferPlusVotes))
+	byName := true
+	for k, name := range ferPlusVotes {
+		c, ok := newCol[strings.ToLower(name)]
+		if !ok {
+			byName = false
+			break
+		}
+		voteCol[k] = c
+	}
+	if !byName {
+		for k := range voteCol {
+			voteCol[k] = newCol["image name"] + 1 + k // the 10 vote columns follow
+		}
+	}
+	lastVote := slices.Max(voteCol)
 	var items []ImageItem
 	for row := 1; ; row++ {
 		o, errO := oldR.Read()
@@ -100,27 +153,39 @@ func OpenFERPlus(root, split string, opts FERPlusOptions) (*ImageDataset, error)
 		}
 		lineO, _ := oldR.FieldPos(0)
 		lineN, _ := newR.FieldPos(0)
-		if len(o) <= oldCol["Usage"] || len(o) <= oldCol["pixels"] {
+		if len(o) <= oldCol["usage"] || len(o) <= oldCol["pixels"] {
 			return nil, fmt.Errorf("ferplus: %s line %d: %d fields, want emotion,pixels,Usage", oldPath, lineO, len(o))
 		}
-		if len(n) < voteCol+10 {
+		if len(n) <= lastVote || len(n) <= newCol["usage"] || len(n) <= newCol["image name"] {
 			return nil, fmt.Errorf("ferplus: %s line %d: %d fields, want Usage, Image name and 10 vote columns", newPath, lineN, len(n))
 		}
-		if o[oldCol["Usage"]] != n[newCol["Usage"]] {
-			return nil, fmt.Errorf("ferplus: data row %d: Usage %q in %s but %q in %s (the files are not aligned)", row, o[oldCol["Usage"]], oldPath, n[newCol["Usage"]], newPath)
+		if strings.TrimSpace(o[oldCol["usage"]]) != strings.TrimSpace(n[newCol["usage"]]) {
+			return nil, fmt.Errorf("ferplus: data row %d: Usage %q in %s but %q in %s (the files are not aligned)", row, o[oldCol["usage"]], oldPath, n[newCol["usage"]], newPath)
 		}
-		name := strings.TrimSpace(n[newCol["Image name"]])
-		if n[newCol["Usage"]] != usage || name == "" {
+		if strings.TrimSpace(n[newCol["usage"]]) != usage {
+			continue
+		}
+		name := strings.TrimSpace(n[newCol["image name"]])
+		if name == "" {
+			drops.Add("no Image name in fer2013new.csv (Microsoft's generate_training_data.py skips these)", fmt.Sprintf("%s line %d", filepath.Base(newPath), lineN))
 			continue
 		}
 		var votes [10]float64
 		for k := range votes {
-			if votes[k], err = strconv.ParseFloat(strings.TrimSpace(n[voteCol+k]), 64); err != nil || votes[k] < 0 {
-				return nil, fmt.Errorf("ferplus: %s line %d: vote %q is not a count", newPath, lineN, n[voteCol+k])
+			cell := strings.TrimSpace(n[voteCol[k]])
+			v, err := strconv.ParseFloat(cell, 64)
+			if err != nil || !(v >= 0) || math.IsInf(v, 0) {
+				return nil, fmt.Errorf("ferplus: %s line %d: %s vote %q is not a count >= 0", newPath, lineN, ferPlusVotes[k], cell)
 			}
+			votes[k] = v
 		}
 		label, ok := FERPlusMajority(votes)
 		if !ok {
+			reason := "majority vote is unknown (no majority, or most votes unknown)"
+			if label == 9 {
+				reason = "majority vote is NF (not a face)"
+			}
+			drops.Add(reason, name)
 			continue
 		}
 		img, err := parseFER2013Pixels(o[oldCol["pixels"]])
@@ -129,14 +194,12 @@ func OpenFERPlus(root, split string, opts FERPlusOptions) (*ImageDataset, error)
 		}
 		items = append(items, ImageItem{ID: name, Pixels: img, Label: label})
 	}
-	if opts.Size == 0 {
-		opts.Size = 48
-	}
-	return NewImageDataset("ferplus "+split, items, FERPlusClasses, opts.Transform)
+	return items, nil
 }
 
 // csvHeader reads a header row and checks that it names the wanted
-// columns; it returns column name → index.
+// columns; it returns lower-cased column name → index (the first of
+// duplicates).
 func csvHeader(r *csv.Reader, path string, want ...string) (map[string]int, error) {
 	h, err := r.Read()
 	if err != nil {
@@ -144,10 +207,13 @@ func csvHeader(r *csv.Reader, path string, want ...string) (map[string]int, erro
 	}
 	col := map[string]int{}
 	for k, name := range h {
-		col[strings.TrimSpace(strings.TrimPrefix(name, "\ufeff"))] = k
+		key := strings.ToLower(strings.TrimSpace(strings.TrimPrefix(name, "\ufeff")))
+		if _, dup := col[key]; !dup {
+			col[key] = k
+		}
 	}
 	for _, w := range want {
-		if _, ok := col[w]; !ok {
+		if _, ok := col[strings.ToLower(w)]; !ok {
 			return nil, fmt.Errorf("ferplus: %s: header %q lacks the column %q", path, strings.Join(h, ","), w)
 		}
 	}

@@ -35,7 +35,21 @@ type ImageDataset struct {
 	Items   []ImageItem
 	classes []string
 	t       Transform
+	drops   *Drops
 }
+
+// Drops implements DropReporter: the listed samples the reader left out
+// (never nil).
+func (d *ImageDataset) Drops() *Drops {
+	if d.drops == nil {
+		d.drops = &Drops{}
+	}
+	return d.drops
+}
+
+// SetDrops attaches the drops a reader recorded while building the item
+// list (readers outside this package call it after NewImageDataset).
+func (d *ImageDataset) SetDrops(dr *Drops) { d.drops = dr }
 
 // NewImageDataset checks labels and the transform and builds the set.
 func NewImageDataset(name string, items []ImageItem, classes []string, t Transform) (*ImageDataset, error) {

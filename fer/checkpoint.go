@@ -1,12 +1,18 @@
 package fer
 
 import (
+	"archive/zip"
+	"bufio"
 	"encoding/json"
+	"errors"
 	"fmt"
+	"io"
+	"math"
 	"os"
 	"runtime"
 	"sort"
 	"strings"
+	"syscall"
 	"time"
 
 	"github.com/fer-research/fer/fer/internal/torchx"
@@ -113,16 +119,30 @@ func SaveCheckpoint(path string, m Model, opt *optim.Optimizer, meta CheckpointM
 	}
 	defer mt.Drop()
 	named = append(named, ts.NamedTensor{Name: metaTensorName, Tensor: mt})
-	err = ReplaceFileAtomic(path, func(tmp string) error {
-		if err := ts.SaveMultiNew(named, tmp); err != nil {
-			return fmt.Errorf("save tensors: %s", torchx.Clean(err.Error()))
+	// libtorch serialises into a Go writer (the patched gotch's
+	// SaveMultiTo): a failed write (a full disk) is an ordinary error here,
+	// the temporary file is removed and path keeps its previous content
+	err = WriteFileAtomic(path, func(w io.Writer) error {
+		bw := bufio.NewWriterSize(w, 1<<20)
+		if err := ts.SaveMultiTo(named, checkpointWriter(bw)); err != nil {
+			if strings.HasPrefix(err.Error(), "Libtorch API Error") {
+				return fmt.Errorf("serialise tensors: %s", torchx.Clean(err.Error()))
+			}
+			return err // the writer's own error (a full disk), unwrappable
 		}
-		return nil
+		return bw.Flush()
 	})
+	if errors.Is(err, syscall.ENOSPC) || errors.Is(err, syscall.EDQUOT) {
+		err = fmt.Errorf("%w: free space on that disk or choose another run_dir (%s keeps its previous content)", err, path)
+	}
 	runtime.KeepAlive(vs)
 	runtime.KeepAlive(opt)
 	return err
 }
+
+// checkpointWriter wraps the writer SaveCheckpoint hands libtorch; tests
+// replace it to inject write failures at every byte offset.
+var checkpointWriter = func(w io.Writer) io.Writer { return w }
 
 // LoadedCheckpoint is a checkpoint read into memory (tensors on the CPU).
 type LoadedCheckpoint struct {
@@ -136,9 +156,12 @@ func LoadCheckpoint(path string) (*LoadedCheckpoint, error) {
 	if _, err := os.Stat(path); err != nil {
 		return nil, fmt.Errorf("checkpoint: %w", err)
 	}
+	if err := checkArchive(path); err != nil {
+		return nil, fmt.Errorf("checkpoint %s is damaged (cut short?) or not a fer checkpoint: %w", path, err)
+	}
 	named, err := ts.LoadMultiWithDevice(path, gotch.CPU)
 	if err != nil {
-		return nil, fmt.Errorf("checkpoint %s: not a readable checkpoint (%s)", path, torchx.Clean(err.Error()))
+		return nil, fmt.Errorf("checkpoint %s is damaged (cut short?) or not a fer checkpoint: %s", path, torchx.Clean(err.Error()))
 	}
 	lc := &LoadedCheckpoint{Path: path, Tensors: map[string]*ts.Tensor{}}
 	for _, nt := range named {
@@ -166,6 +189,102 @@ func LoadCheckpoint(path string) (*LoadedCheckpoint, error) {
 	}
 	return lc, nil
 }
+
+// checkArchive checks the zip structure of a checkpoint before libtorch
+// reads it: libtorch trusts the sizes in the archive (a damaged header
+// made it allocate gigabytes) and does not verify the checksums of
+// stored records. libtorch writes tensor records uncompressed ("stored")
+// and only its small TorchScript code records deflated, so every record
+// must lie inside the file, a stored one's size equal its stored size, a
+// deflated one inflate to at most maxDeflated bytes, and every record
+// match its CRC-32. The check reads the file once.
+func checkArchive(path string) error {
+	f, err := os.Open(path)
+	if err != nil {
+		return err
+	}
+	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return err
+	}
+	zr, err := zip.NewReader(f, st.Size())
+	if err != nil {
+		return fmt.Errorf("not a readable zip archive (%v)", err)
+	}
+	if len(zr.File) == 0 {
+		return errors.New("empty archive")
+	}
+	records := map[string]*zip.File{}
+	for _, e := range zr.File {
+		records[e.Name] = e
+	}
+	for _, e := range zr.File {
+		switch {
+		case e.Method == zip.Store && e.CompressedSize64 == e.UncompressedSize64:
+		case e.Method == zip.Deflate && e.UncompressedSize64 <= maxDeflated:
+		default:
+			return fmt.Errorf("record %s: method %d, %d bytes stored for %d: not what libtorch writes", e.Name, e.Method, e.CompressedSize64, e.UncompressedSize64)
+		}
+		off, err := e.DataOffset()
+		if err != nil {
+			return fmt.Errorf("record %s: %v", e.Name, err)
+		}
+		if off < 0 || e.CompressedSize64 > uint64(st.Size()) || uint64(off)+e.CompressedSize64 > uint64(st.Size()) {
+			return fmt.Errorf("record %s (%d bytes at %d) runs past the end of the %d-byte file", e.Name, e.CompressedSize64, off, st.Size())
+		}
+		rc, err := e.Open()
+		if err != nil {
+			return fmt.Errorf("record %s: %v", e.Name, err)
+		}
+		if isPickle(e.Name) {
+			var b []byte
+			if b, err = io.ReadAll(io.LimitReader(rc, maxDeflated+1)); err == nil {
+				if len(b) > maxDeflated {
+					err = fmt.Errorf("%d bytes or more, a checkpoint's pickles are small", maxDeflated)
+				} else if err = checkPickle(b); err == nil && (e.Name == "data.pkl" || strings.HasSuffix(e.Name, "/data.pkl")) {
+					err = checkStorages(b, strings.TrimSuffix(e.Name, "data.pkl"), records)
+				}
+			}
+		} else {
+			_, err = io.Copy(io.Discard, rc)
+		}
+		rc.Close()
+		if err != nil {
+			return fmt.Errorf("record %s: %v", e.Name, err)
+		}
+	}
+	return nil
+}
+
+// checkStorages checks that every storage data.pkl declares has a record
+// (prefix + "data/" + key) of exactly its size.
+func checkStorages(pkl []byte, prefix string, records map[string]*zip.File) error {
+	decls, err := pickleStorages(pkl)
+	if err != nil {
+		return err
+	}
+	for _, d := range decls {
+		r, ok := records[prefix+"data/"+d.key]
+		if !ok {
+			return fmt.Errorf("storage %s has no record %sdata/%s", d.key, prefix, d.key)
+		}
+		if d.numel > math.MaxInt64/d.elem || uint64(d.numel*d.elem) != r.UncompressedSize64 {
+			return fmt.Errorf("storage %s: %d elements of %d bytes declared, its record has %d bytes", d.key, d.numel, d.elem, r.UncompressedSize64)
+		}
+	}
+	return nil
+}
+
+// isPickle reports whether an archive record is a pickle libtorch
+// unpickles (data.pkl, constants.pkl, code/*.debug_pkl).
+func isPickle(name string) bool {
+	return strings.HasSuffix(name, ".pkl") || strings.HasSuffix(name, "_pkl")
+}
+
+// maxDeflated bounds a deflated record of a checkpoint (libtorch
+// compresses only its generated TorchScript code, a few KB).
+const maxDeflated = 16 << 20
 
 // Drop frees the loaded tensors.
 func (lc *LoadedCheckpoint) Drop() {

@@ -157,6 +157,18 @@ func (s *ClipSplit) Len() int { return s.DS.Len() }
 // Label implements Labeled.
 func (s *ClipSplit) Label(i int) int { return s.DS.Label(i) }
 
+// Load implements data.Dataset (with Len and Label): one clip, no tensor
+// (fercli check reads every sample this way).
+func (s *ClipSplit) Load(i int, rng *rand.Rand, train bool) (data.Sample, error) {
+	return s.DS.Load(i, rng, train)
+}
+
+// ID names clip i.
+func (s *ClipSplit) ID(i int) string { return s.DS.ID(i) }
+
+// Drops implements data.DropReporter.
+func (s *ClipSplit) Drops() *data.Drops { return s.DS.Drops() }
+
 // ProtocolNote returns Note.
 func (s *ClipSplit) ProtocolNote() string { return s.Note }
 

@@ -4,11 +4,14 @@ import (
 	"bytes"
 	"fmt"
 	"io"
+	"math"
 	"os"
 	"reflect"
 	"sort"
+	"strconv"
 	"strings"
 
+	"github.com/fer-research/fer/fer/optim"
 	"go.yaml.in/yaml/v3"
 )
 
@@ -153,19 +156,49 @@ func DefaultConfig() Config {
 // "model.options.width=64", "optimizer.lr_mult={backbone.: 0.1}").
 // Unknown keys are an error naming the key and the file.
 func LoadConfig(path string, overrides ...string) (*Config, error) {
-	var src []byte
-	if path != "" {
-		b, err := os.ReadFile(path)
-		if err != nil {
-			return nil, fmt.Errorf("config: %w", err)
-		}
-		src = b
+	src, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
 	}
 	return ParseConfig(src, path, overrides...)
 }
 
+// readConfigFile reads a config file; no file ("") is an empty config.
+func readConfigFile(path string) ([]byte, error) {
+	if path == "" {
+		return nil, nil
+	}
+	b, err := os.ReadFile(path)
+	if err != nil {
+		return nil, fmt.Errorf("config: %w", err)
+	}
+	return b, nil
+}
+
+// LoadDataConfig reads a config as LoadConfig does but checks only what
+// opening its data set needs (data.name): `fercli check` opens data sets
+// without a model.
+func LoadDataConfig(path string, overrides ...string) (*Config, error) {
+	src, err := readConfigFile(path)
+	if err != nil {
+		return nil, err
+	}
+	cfg, err := parseConfig(src, path, false, overrides...)
+	if err != nil {
+		return nil, err
+	}
+	if cfg.Data.Name == "" {
+		return nil, fmt.Errorf("config %s: data.name is empty (registered datasets: %s)", path, strings.Join(DatasetNames(), ", "))
+	}
+	return cfg, nil
+}
+
 // ParseConfig is LoadConfig on YAML bytes; name is used in messages.
 func ParseConfig(src []byte, name string, overrides ...string) (*Config, error) {
+	return parseConfig(src, name, true, overrides...)
+}
+
+func parseConfig(src []byte, name string, validate bool, overrides ...string) (*Config, error) {
 	if name == "" {
 		name = "<defaults>"
 	}
@@ -182,20 +215,29 @@ func ParseConfig(src []byte, name string, overrides ...string) (*Config, error) 
 			return nil, fmt.Errorf("config %s: top level must be a mapping of keys (model:, data:, epochs:, ...)", name)
 		}
 	}
+	// check the file, then each override on its own, so that an error
+	// names where the bad value came from even when a later override
+	// replaces it
+	cfgType := reflect.TypeOf(Config{})
+	if err := checkKeys(root, cfgType, ""); err != nil {
+		return nil, fmt.Errorf("config %s: %w", name, err)
+	}
 	for _, o := range overrides {
 		if err := setNode(root, o); err != nil {
-			return nil, fmt.Errorf("config override %q: %w", o, err)
+			return nil, fmt.Errorf("config override %s: %w", o, err)
 		}
-	}
-	if err := checkKeys(root, reflect.TypeOf(Config{}), ""); err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, err)
+		if err := checkKeys(root, cfgType, ""); err != nil {
+			return nil, fmt.Errorf("config override %s: %w", o, err)
+		}
 	}
 	cfg := DefaultConfig()
 	if err := root.Decode(&cfg); err != nil {
 		return nil, fmt.Errorf("config %s: %w", name, err)
 	}
-	if err := cfg.Validate(); err != nil {
-		return nil, fmt.Errorf("config %s: %w", name, err)
+	if validate {
+		if err := cfg.Validate(); err != nil {
+			return nil, fmt.Errorf("config %s: %w", name, err)
+		}
 	}
 	return &cfg, nil
 }
@@ -231,17 +273,8 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("optimizer.name = %q, want sgd, adam or adamw", o.Name)
 	}
-	if !(o.LR > 0) {
-		return fmt.Errorf("optimizer.lr = %v, want > 0", o.LR)
-	}
-	if o.Momentum < 0 || o.WeightDecay < 0 || o.SAMRho < 0 || o.ClipGradNorm < 0 || o.Eps < 0 {
-		return fmt.Errorf("optimizer: momentum, weight_decay, sam_rho, clip_grad_norm and eps must be >= 0")
-	}
-	if o.Beta1 < 0 || o.Beta1 >= 1 || o.Beta2 < 0 || o.Beta2 >= 1 {
-		return fmt.Errorf("optimizer: beta1 = %v, beta2 = %v, want both in [0, 1)", o.Beta1, o.Beta2)
-	}
-	if o.Nesterov && (o.Momentum <= 0 || o.Dampening != 0) {
-		return fmt.Errorf("optimizer: nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD)")
+	if err := o.validate(); err != nil {
+		return err
 	}
 	s := c.Schedule
 	switch s.Name {
@@ -254,13 +287,43 @@ func (c *Config) Validate() error {
 	default:
 		return fmt.Errorf("schedule.name = %q, want constant, step, exponential or cosine", s.Name)
 	}
-	if (s.Name == "step" || s.Name == "exponential") && !(s.Gamma > 0) {
-		return fmt.Errorf("schedule.gamma = %v, want > 0", s.Gamma)
+	if (s.Name == "step" || s.Name == "exponential") && !(s.Gamma > 0 && !math.IsInf(s.Gamma, 0)) {
+		return fmt.Errorf("schedule.gamma = %v, want a finite number > 0", s.Gamma)
 	}
-	if s.TMax < 0 || s.WarmupEpochs < 0 || s.MinLR < 0 {
-		return fmt.Errorf("schedule: t_max, warmup_epochs and min_lr must be >= 0")
+	if s.TMax < 0 || s.WarmupEpochs < 0 {
+		return fmt.Errorf("schedule: t_max = %d, warmup_epochs = %d, want both >= 0", s.TMax, s.WarmupEpochs)
+	}
+	if !(s.MinLR >= 0) || math.IsInf(s.MinLR, 0) {
+		return fmt.Errorf("schedule.min_lr = %v, want a finite number >= 0", s.MinLR)
 	}
 	return nil
+}
+
+// validate checks the optimiser's hyper-parameters: the name, the SAM
+// and clipping values, and the torch.optim ones (optim.Config.Validate),
+// each error naming its key.
+func (o OptimizerConfig) validate() error {
+	for _, kv := range []struct {
+		k string
+		v float64
+	}{{"sam_rho", o.SAMRho}, {"clip_grad_norm", o.ClipGradNorm}} {
+		if !(kv.v >= 0) || math.IsInf(kv.v, 0) {
+			return fmt.Errorf("optimizer.%s = %v, want a finite number >= 0 (0: off)", kv.k, kv.v)
+		}
+	}
+	if err := o.optimConfig().Validate(); err != nil {
+		return fmt.Errorf("optimizer.%w", err)
+	}
+	return nil
+}
+
+// optimConfig is the fer/optim configuration of o.
+func (o OptimizerConfig) optimConfig() optim.Config {
+	return optim.Config{
+		Kind: optim.Kind(o.Name), LR: o.LR, Momentum: o.Momentum, Dampening: o.Dampening,
+		Nesterov: o.Nesterov, WeightDecay: o.WeightDecay, Beta1: o.Beta1, Beta2: o.Beta2,
+		Eps: o.Eps, LRMult: o.LRMult,
+	}
 }
 
 // EvalBatch is the evaluation batch size.
@@ -337,6 +400,7 @@ func DecodeOptions(opts map[string]any, dst any, what string) error {
 	if t.Kind() != reflect.Pointer {
 		return fmt.Errorf("%s options: DecodeOptions needs a pointer, got %v", what, t)
 	}
+	clearLines(doc.Content[0])
 	if err := checkKeys(doc.Content[0], t.Elem(), ""); err != nil {
 		return fmt.Errorf("%s options: %w", what, err)
 	}
@@ -348,7 +412,9 @@ func DecodeOptions(opts map[string]any, dst any, what string) error {
 
 // checkKeys walks a YAML mapping against a struct type and reports the
 // first key the struct has no field for, with its line and the keys that
-// exist at that level. Maps and interface fields accept any key.
+// exist at that level, and the first value that does not fit its field's
+// type, naming the key. Maps and interface fields accept any key. Lines
+// are printed for nodes that have one (overrides and options have none).
 func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 	for t.Kind() == reflect.Pointer {
 		t = t.Elem()
@@ -375,13 +441,83 @@ func checkKeys(n *yaml.Node, t reflect.Type, prefix string) error {
 		k, v := n.Content[i], n.Content[i+1]
 		ft, ok := fields[k.Value]
 		if !ok {
-			return fmt.Errorf("unknown key %q (line %d); known keys here: %s", prefix+k.Value, k.Line, strings.Join(names, ", "))
+			return fmt.Errorf("unknown key %q%s; known keys here: %s", prefix+k.Value, atLine(k), strings.Join(names, ", "))
 		}
-		if err := checkKeys(v, ft, prefix+k.Value+"."); err != nil {
+		if err := checkValue(v, ft, prefix+k.Value); err != nil {
 			return err
 		}
 	}
 	return nil
+}
+
+// checkValue checks that the YAML value v decodes into type t.
+func checkValue(v *yaml.Node, t reflect.Type, key string) error {
+	for t.Kind() == reflect.Pointer {
+		t = t.Elem()
+	}
+	if v.Kind == yaml.ScalarNode && v.Tag == "!!null" {
+		return nil // the default stays
+	}
+	switch t.Kind() {
+	case reflect.Interface:
+		return nil
+	case reflect.Struct:
+		if v.Kind != yaml.MappingNode {
+			return fmt.Errorf("%s%s: want a mapping (key: value, ...), got %s", key, atLine(v), describeNode(v))
+		}
+		return checkKeys(v, t, key+".")
+	}
+	if err := v.Decode(reflect.New(t).Interface()); err != nil {
+		return fmt.Errorf("%s%s: want %s, got %s", key, atLine(v), describeType(t), describeNode(v))
+	}
+	return nil
+}
+
+func atLine(n *yaml.Node) string {
+	if n.Line > 0 {
+		return fmt.Sprintf(" (line %d)", n.Line)
+	}
+	return ""
+}
+
+func describeType(t reflect.Type) string {
+	switch t.Kind() {
+	case reflect.Int, reflect.Int8, reflect.Int16, reflect.Int32, reflect.Int64,
+		reflect.Uint, reflect.Uint8, reflect.Uint16, reflect.Uint32, reflect.Uint64:
+		return "an integer"
+	case reflect.Float32, reflect.Float64:
+		return "a number"
+	case reflect.Bool:
+		return "true or false"
+	case reflect.String:
+		return "a string"
+	case reflect.Map:
+		return fmt.Sprintf("a mapping of %s to %s", describeType(t.Key()), describeType(t.Elem()))
+	case reflect.Slice:
+		return "a list of " + describeType(t.Elem())
+	}
+	return t.String()
+}
+
+func describeNode(n *yaml.Node) string {
+	switch n.Kind {
+	case yaml.MappingNode:
+		return "a mapping"
+	case yaml.SequenceNode:
+		return "a list"
+	case yaml.AliasNode:
+		return "an alias"
+	}
+	return strconv.Quote(n.Value)
+}
+
+// clearLines zeroes the line numbers of a YAML tree whose lines mean
+// nothing to the user (a re-marshalled options map).
+func clearLines(n *yaml.Node) {
+	n.Line, n.Column = 0, 0
+	for _, c := range n.Content {
+		clearLines(c)
+	}
 }
 
 // setNode applies one "a.b.c=value" override to a YAML mapping, creating
@@ -394,12 +530,13 @@ func setNode(root *yaml.Node, kv string) error {
 	}
 	var vdoc yaml.Node
 	if err := yaml.Unmarshal([]byte(val), &vdoc); err != nil {
-		return fmt.Errorf("value: %w", err)
+		return fmt.Errorf("%s: value %q is not valid YAML (%w)", key, val, err)
 	}
 	value := &yaml.Node{Kind: yaml.ScalarNode, Tag: "!!str", Value: ""}
 	if len(vdoc.Content) > 0 {
 		value = vdoc.Content[0]
 	}
+	clearLines(value) // its lines are not the config file's
 	parts := splitKey(key)
 	n := root
 	for i, p := range parts {

@@ -98,7 +98,7 @@ func TestConfigErrors(t *testing.T) {
 		"schedule.step_size=0":   "step_size = 0",
 		"optimizer.lr=-1":        "lr = -1",
 		"best_mode=up":           "best_mode",
-		"epochs=ten":             "cannot unmarshal",
+		"epochs=ten":             `epochs: want an integer, got "ten"`,
 		"noequals":               "want key=value",
 		"optimizer={name: sgd, lr: 0.1, momentum: 0, nesterov: true}": "nesterov needs momentum > 0",
 	}

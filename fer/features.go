@@ -36,13 +36,14 @@ type FeatureNet interface {
 // features then take a second forward pass). Features of more than two
 // dimensions are flattened per sample. classes is stored in the result
 // (and checks the logits' width when set).
-func ExtractFeatures(ctx context.Context, m Model, ds Dataset, classes []string, batchSize int, dev gotch.Device) (*featfile.Features, error) {
+func ExtractFeatures(ctx context.Context, m Model, ds Dataset, classes []string, batchSize int, dev gotch.Device) (_ *featfile.Features, err error) {
 	if ds == nil || ds.Len() == 0 {
 		return nil, errors.New("extract features: empty split")
 	}
 	if batchSize < 1 {
-		batchSize = 64
+		return nil, fmt.Errorf("extract features: batch size %d, want >= 1", batchSize)
 	}
+	defer CatchTorch(&err, "extract features")
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	order := make([]int, ds.Len())
@@ -51,7 +52,7 @@ func ExtractFeatures(ctx context.Context, m Model, ds Dataset, classes []string,
 	}
 	f := &featfile.Features{Classes: append([]string(nil), classes...)}
 	rng := NewRand(0, 0) // evaluation batches are not augmented
-	err := torchx.NoGrad(func() error {
+	err = torchx.NoGrad(func() error {
 		for bi, idx := range Chunks(order, batchSize, false) {
 			if err := ctx.Err(); err != nil {
 				return err

@@ -67,7 +67,7 @@ func init() {
 // lockThread pins the test's goroutine to its OS thread: every test runs
 // in its own goroutine, and libtorch's grad mode is per thread (TestMain's
 // lock covers only the main goroutine).
-func lockThread(t *testing.T) {
+func lockThread(t testing.TB) {
 	runtime.LockOSThread()
 	t.Cleanup(runtime.UnlockOSThread)
 }

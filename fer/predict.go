@@ -149,17 +149,22 @@ func LoadRun(ckpt string, overrides ...string) (*Run, *CheckpointMeta, error) {
 	return r, &m, nil
 }
 
-// Prediction is one image's class probabilities.
+// Prediction is one image's class probabilities, or why there are none.
 type Prediction struct {
 	Path  string
-	Probs []float64 // indexed like Classes
+	Probs []float64 // indexed like Classes; nil when Err is set
 	Top   int       // argmax
+	// Err is set when the image could not be read or preprocessed (a
+	// corrupt file); the other images are classified all the same.
+	Err error
 }
 
 // Predict classifies images with a classification run (eval mode, no
 // gradients), in batches of batchSize, preprocessing each image as the
-// data set's test split does.
-func (r *Run) Predict(paths []string, batchSize int) ([]Prediction, error) {
+// data set's test split does. It returns one Prediction per path, in
+// order; an image that cannot be read gets a Prediction with Err set. The
+// error result is for failures of the model itself.
+func (r *Run) Predict(paths []string, batchSize int) (_ []Prediction, err error) {
 	if r.Data.ImageInput == nil {
 		return nil, fmt.Errorf("dataset %s cannot turn single images into model inputs (it takes clips or features)", r.Cfg.Data.Name)
 	}
@@ -167,38 +172,57 @@ func (r *Run) Predict(paths []string, batchSize int) ([]Prediction, error) {
 		return nil, fmt.Errorf("dataset %s has no classes to predict", r.Cfg.Data.Name)
 	}
 	if batchSize < 1 {
-		batchSize = 32
+		return nil, fmt.Errorf("predict: batch size %d, want >= 1", batchSize)
 	}
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
-	var out []Prediction
+	defer func() {
+		if IsOutOfMemory(err) {
+			err = fmt.Errorf("%w; lower the batch size (now %d)", err, batchSize)
+		}
+	}()
+	defer CatchTorch(&err, "predict")
+	out := make([]Prediction, len(paths))
 	per := int64(1)
 	for _, d := range r.Data.InputShape {
 		per *= d
 	}
+	for i, p := range paths {
+		out[i].Path = p
+	}
 	for start := 0; start < len(paths); start += batchSize {
-		chunk := paths[start:min(start+batchSize, len(paths))]
-		buf := make([]float32, 0, int64(len(chunk))*per)
-		for _, p := range chunk {
+		// the batch's readable images; a bad one is reported, not fatal
+		var idx []int
+		var chunk []string
+		buf := make([]float32, 0, int64(min(batchSize, len(paths)-start))*per)
+		for i := start; i < min(start+batchSize, len(paths)); i++ {
+			p := paths[i]
 			img, err := LoadImage(p)
 			if err != nil {
-				return nil, err
+				out[i].Err = err
+				continue
 			}
 			x, err := r.Data.ImageInput(img)
 			if err != nil {
-				return nil, fmt.Errorf("image %s: %w", p, err)
+				out[i].Err = fmt.Errorf("image %s: %w", p, err)
+				continue
 			}
 			if int64(len(x)) != per {
 				return nil, fmt.Errorf("image %s: preprocessing gave %d values, the model takes %v", p, len(x), r.Data.InputShape)
 			}
 			buf = append(buf, x...)
+			idx = append(idx, i)
+			chunk = append(chunk, p)
+		}
+		if len(idx) == 0 {
+			continue
 		}
 		sc, err := r.Score(buf, len(chunk))
 		if err != nil {
 			return nil, err
 		}
-		for i, p := range chunk {
-			out = append(out, Prediction{Path: p, Probs: sc.Probs[i], Top: sc.Top[i]})
+		for k, i := range idx {
+			out[i].Probs, out[i].Top = sc.Probs[k], sc.Top[k]
 		}
 	}
 	return out, nil

@@ -153,17 +153,39 @@ func DatasetNames() []string { return datasets.names() }
 func ModelHelp(name string) string   { return models.helpOf(name) }
 func DatasetHelp(name string) string { return datasets.helpOf(name) }
 
-// NewModel builds the named model in vs.
+// NewModel builds the named model in vs. A libtorch failure in the
+// constructor (parameters that do not fit in memory) is an error.
 func NewModel(vs *nn.VarStore, spec ModelSpec) (Model, error) {
 	f, err := models.get(spec.Name)
 	if err != nil {
 		return nil, err
 	}
-	m, err := f(vs, spec)
+	m, err := buildModel(f, vs, spec)
 	if err != nil {
+		if IsOutOfMemory(err) {
+			return nil, fmt.Errorf("model %s: %w: its parameters do not fit in memory; make it smaller (model.options: %s)", spec.Name, err, formatOptions(spec.Options))
+		}
 		return nil, fmt.Errorf("model %s: %w", spec.Name, err)
 	}
 	return m, nil
+}
+
+func buildModel(f ModelFactory, vs *nn.VarStore, spec ModelSpec) (m Model, err error) {
+	defer CatchTorch(&err, "build")
+	return f(vs, spec)
+}
+
+// formatOptions prints an options map as "k=v, ..." in key order, or
+// "defaults" when empty.
+func formatOptions(o map[string]any) string {
+	if len(o) == 0 {
+		return "defaults"
+	}
+	var parts []string
+	for _, k := range sortedKeys(o) {
+		parts = append(parts, fmt.Sprintf("%s=%v", k, o[k]))
+	}
+	return strings.Join(parts, ", ")
 }
 
 // OpenDataset opens the named data set.

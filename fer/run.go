@@ -2,7 +2,10 @@ package fer
 
 import (
 	"fmt"
+	"reflect"
+	"strings"
 
+	"github.com/fer-research/fer/data"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 )
@@ -71,4 +74,77 @@ func BuildModel(cfg *Config, data *Splits, dev gotch.Device) (Model, error) {
 func (r *Run) Trainer() *Trainer {
 	return &Trainer{Cfg: r.Cfg, Model: r.Model, Loss: r.Loss, Train: r.Data.Train, Val: r.Data.Val,
 		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape, Aux: r.Aux}
+}
+
+// SplitDrops is one split's dropped samples.
+type SplitDrops struct {
+	Split string // "train", "val", "test" or "val/test" when shared
+	Drops *data.Drops
+}
+
+// NamedSplit is one distinct split of a data set.
+type NamedSplit struct {
+	// Name is "train", "val", "test", or "val/test" when one split object
+	// serves both.
+	Name    string
+	Dataset Dataset
+}
+
+// Distinct lists the splits that are set, each split object once, in the
+// order train, val, test.
+func (s *Splits) Distinct() []NamedSplit {
+	var out []NamedSplit
+	for _, sp := range []NamedSplit{{"train", s.Train}, {"val", s.Val}, {"test", s.Test}} {
+		if sp.Dataset == nil {
+			continue
+		}
+		dup := false
+		for i := range out {
+			if sameDataset(out[i].Dataset, sp.Dataset) {
+				out[i].Name += "/" + sp.Name
+				dup = true
+			}
+		}
+		if !dup {
+			out = append(out, sp)
+		}
+	}
+	return out
+}
+
+// Drops lists, per split, the samples the data set's readers left out
+// when it was opened (splits implementing data.DropReporter). Splits that
+// dropped nothing are left out.
+func (s *Splits) Drops() []SplitDrops {
+	var out []SplitDrops
+	for _, sp := range s.Distinct() {
+		dr, ok := sp.Dataset.(data.DropReporter)
+		if !ok || dr.Drops().Total() == 0 {
+			continue
+		}
+		out = append(out, SplitDrops{Split: sp.Name, Drops: dr.Drops()})
+	}
+	return out
+}
+
+// DropReport is Drops as text, one line per split and reason:
+//
+//	train: 412 dropped: expression 8 (None) is not one of the 7 classes (a.jpg, b.jpg, c.jpg, ...)
+//
+// and "" when nothing was dropped.
+func (s *Splits) DropReport() string {
+	var b strings.Builder
+	for _, sd := range s.Drops() {
+		for _, l := range strings.Split(sd.Drops.String(), "\n") {
+			fmt.Fprintf(&b, "%s: %s\n", sd.Split, l)
+		}
+	}
+	return b.String()
+}
+
+// sameDataset reports whether a and b are the same split object (== on
+// an interface holding an uncomparable type would panic).
+func sameDataset(a, b Dataset) bool {
+	ta, tb := reflect.TypeOf(a), reflect.TypeOf(b)
+	return ta == tb && ta.Comparable() && a == b
 }

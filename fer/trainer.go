@@ -10,6 +10,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"sort"
 	"strings"
 	"time"
@@ -73,6 +74,15 @@ type Trainer struct {
 	// none.
 	Aux *AuxStream
 
+	// Overwrite lets a new run (Fit without resume) replace an earlier
+	// run's results in Cfg.RunDir (RunResults); without it that is a
+	// *RunDirUsedError.
+	Overwrite bool
+	// ResumeFrom is the checkpoint Fit(resume=true) continues from
+	// (default Cfg.RunDir/last.ckpt), e.g. best.ckpt when last.ckpt is
+	// damaged.
+	ResumeFrom string
+
 	opt     *optim.Optimizer
 	sam     *optim.SAM
 	log     *MetricsLog
@@ -114,8 +124,14 @@ func (t *Trainer) Optimizer() *optim.Optimizer { return t.opt }
 func (t *Trainer) path(name string) string { return filepath.Join(t.Cfg.RunDir, name) }
 
 // Fit trains for Cfg.Epochs epochs. With resume it continues the run in
-// Cfg.RunDir from last.ckpt; without, the run directory must not hold a
-// checkpoint already.
+// Cfg.RunDir from last.ckpt (or ResumeFrom); without, the run directory
+// must not hold an earlier run's results unless Overwrite is set.
+//
+// Fit holds the run directory's lock (LockRunDir) while it runs, removes
+// temporary files an interrupted write left there, and writes every file
+// atomically: whatever happens, the run dir holds the last complete
+// checkpoint. A libtorch failure (out of memory, a shape error) comes
+// back as an error.
 func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err error) {
 	if t.Cfg == nil || t.Model == nil || t.Train == nil {
 		return nil, errors.New("trainer: Cfg, Model and Train are required")
@@ -145,15 +161,19 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		}
 	}
 	cfg := t.Cfg
-	if err := os.MkdirAll(cfg.RunDir, 0o755); err != nil {
-		return nil, fmt.Errorf("run dir: %w", err)
+	lock, err := LockRunDir(cfg.RunDir)
+	if err != nil {
+		return nil, err
+	}
+	defer lock.Unlock()
+	defer CatchTorch(&err, "training")
+	if removed, err := RemoveStaleTemps(cfg.RunDir); err != nil {
+		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+	} else if len(removed) > 0 {
+		fmt.Fprintf(t.Out, "removed %d temporary file(s) an interrupted write left in %s: %s\n", len(removed), cfg.RunDir, strings.Join(removed, ", "))
 	}
 	oc := cfg.Optimizer
-	t.opt, err = optim.New(t.Model.VarStore(), optim.Config{
-		Kind: optim.Kind(oc.Name), LR: oc.LR, Momentum: oc.Momentum, Dampening: oc.Dampening,
-		Nesterov: oc.Nesterov, WeightDecay: oc.WeightDecay, Beta1: oc.Beta1, Beta2: oc.Beta2,
-		Eps: oc.Eps, LRMult: oc.LRMult,
-	})
+	t.opt, err = optim.New(t.Model.VarStore(), oc.optimConfig())
 	if err != nil {
 		return nil, err
 	}
@@ -174,18 +194,27 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 	}
 	lastPath := t.path(LastCheckpoint)
 	if resume {
-		if err := t.restore(lastPath, trainEval); err != nil {
+		from := t.ResumeFrom
+		if from == "" {
+			from = lastPath
+		}
+		if err := t.restore(from, trainEval); err != nil {
 			return nil, err
 		}
 		if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
 			return nil, err
 		}
 	} else {
-		if _, err := os.Stat(lastPath); err == nil {
-			return nil, fmt.Errorf("run dir %s already holds a run (%s): continue it with --resume, or choose another run_dir", cfg.RunDir, lastPath)
+		if files := RunResults(cfg.RunDir); len(files) > 0 {
+			if !t.Overwrite {
+				return nil, &RunDirUsedError{Dir: cfg.RunDir, Files: files, HasLast: slices.Contains(files, LastCheckpoint)}
+			}
+			fmt.Fprintf(t.Out, "--overwrite: replacing the earlier run in %s (%s)\n", cfg.RunDir, strings.Join(files, ", "))
 		}
-		if err := os.Remove(t.path(MetricsFile)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return nil, err
+		for _, name := range runDirFiles {
+			if err := os.Remove(t.path(name)); err != nil && !errors.Is(err, os.ErrNotExist) {
+				return nil, err
+			}
 		}
 	}
 	if err := cfg.Save(t.path(ConfigFile)); err != nil {
@@ -231,9 +260,9 @@ func (t *Trainer) restore(path string, trainEval Evaluator) error {
 	lc, err := LoadCheckpoint(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
-			return fmt.Errorf("--resume: %s has no %s to resume from", t.Cfg.RunDir, LastCheckpoint)
+			return fmt.Errorf("--resume: %s has no %s to resume from%s", t.Cfg.RunDir, filepath.Base(path), recoveryHint(t.Cfg.RunDir, path))
 		}
-		return fmt.Errorf("--resume: %w", err)
+		return fmt.Errorf("--resume: %w%s", err, recoveryHint(t.Cfg.RunDir, path))
 	}
 	defer lc.Drop()
 	m := lc.Meta
@@ -295,8 +324,12 @@ func StepSeed(seed int64, step int) int64 {
 	return int64((z ^ (z >> 31)) >> 1)
 }
 
-// Chunks cuts an index order into batches of size n.
+// Chunks cuts an index order into batches of size n; n < 1 gives no
+// batch (callers check the batch size and report it).
 func Chunks(order []int, n int, dropLast bool) [][]int {
+	if n < 1 {
+		return nil
+	}
 	var out [][]int
 	for i := 0; i < len(order); i += n {
 		j := min(i+n, len(order))
@@ -366,13 +399,16 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 		step := t.meta.Step + 1
 		SeedTorch(StepSeed(cfg.Seed, step))
 		sc.Batch, sc.Step = bi, step
-		r, err := stepper.Step(sc, b)
+		r, err := runStep(stepper, sc, b)
 		if err != nil {
 			b.Drop()
 			bar.Finish()
 			var nf *NonFiniteError
 			if errors.As(err, &nf) {
 				return t.nonFinite(err)
+			}
+			if IsOutOfMemory(err) {
+				return fmt.Errorf("epoch %d, batch %d (step %d): %w; lower batch_size (now %d) or the input size; %s", epoch+1, bi+1, step, err, cfg.BatchSize, t.lastGood())
 			}
 			return fmt.Errorf("epoch %d, batch %d (step %d): %w", epoch+1, bi+1, step, err)
 		}
@@ -523,24 +559,47 @@ func (t *Trainer) save(path string) error {
 	return SaveCheckpoint(path, t.Model, t.opt, t.meta)
 }
 
+// runStep is one stepper call with libtorch failures as errors.
+func runStep(s Stepper, sc *StepContext, b *Batch) (r StepResult, err error) {
+	defer CatchTorch(&err, "training step")
+	return s.Step(sc, b)
+}
+
+// lastGood says where the run can be continued from after a failed step:
+// the last checkpoint, or, when none was written, how to start again.
+func (t *Trainer) lastGood() string {
+	last := t.path(LastCheckpoint)
+	if m, e := ReadCheckpointMeta(last); e == nil {
+		return fmt.Sprintf("the last good checkpoint is %s (step %d): continue with fercli train --resume %s (with --set for the change)", last, m.Step, t.Cfg.RunDir)
+	}
+	if len(RunResults(t.Cfg.RunDir)) > 0 {
+		return fmt.Sprintf("no checkpoint was written yet: start the run again with --overwrite (run dir %s)", t.Cfg.RunDir)
+	}
+	return fmt.Sprintf("no checkpoint was written yet: start the run again (run dir %s)", t.Cfg.RunDir)
+}
+
 // nonFinite turns a NaN/Inf step into the run's final error, pointing at
 // the last good checkpoint (which is left as it was).
 func (t *Trainer) nonFinite(err error) error {
-	last := t.path(LastCheckpoint)
-	where := "no checkpoint was written yet"
-	if m, e := ReadCheckpointMeta(last); e == nil {
-		where = fmt.Sprintf("the last good checkpoint is %s (step %d)", last, m.Step)
-	}
-	return fmt.Errorf("training stopped: %w; the parameters were not updated with it and %s. Lower optimizer.lr or set optimizer.clip_grad_norm, then continue with --resume", err, where)
+	return fmt.Errorf("training stopped: %w; the parameters were not updated with it. Lower optimizer.lr or set optimizer.clip_grad_norm; %s", err, t.lastGood())
 }
 
 // Evaluate runs model over every sample of ds in order (no gradients,
 // eval mode) and returns the mean loss ("loss", when loss is non-nil) and
 // the evaluator's metrics. desc labels the progress bar.
-func Evaluate(ctx context.Context, m Model, loss Loss, ds Dataset, ev Evaluator, batchSize int, dev gotch.Device, desc string, progress *bool) (map[string]float64, error) {
+func Evaluate(ctx context.Context, m Model, loss Loss, ds Dataset, ev Evaluator, batchSize int, dev gotch.Device, desc string, progress *bool) (vals map[string]float64, err error) {
 	if ds.Len() == 0 {
 		return nil, errors.New("evaluate: empty split")
 	}
+	if batchSize < 1 {
+		return nil, fmt.Errorf("evaluate: batch size %d, want >= 1", batchSize)
+	}
+	defer func() {
+		if IsOutOfMemory(err) {
+			err = fmt.Errorf("%w; lower the evaluation batch size (now %d: eval_batch_size, or --batch-size of fercli eval)", err, batchSize)
+		}
+	}()
+	defer CatchTorch(&err, "evaluation")
 	runtime.LockOSThread()
 	defer runtime.UnlockOSThread()
 	if ev != nil {
@@ -556,7 +615,7 @@ func Evaluate(ctx context.Context, m Model, loss Loss, ds Dataset, ev Evaluator,
 	var lossSum float64
 	n := 0
 	rng := NewRand(0, 0) // eval batches are not augmented
-	err := torchx.NoGrad(func() error {
+	err = torchx.NoGrad(func() error {
 		for bi, idx := range batches {
 			if err := ctx.Err(); err != nil {
 				return err
@@ -604,7 +663,7 @@ func Evaluate(ctx context.Context, m Model, loss Loss, ds Dataset, ev Evaluator,
 	if err != nil {
 		return nil, err
 	}
-	vals := map[string]float64{}
+	vals = map[string]float64{}
 	if loss != nil && n > 0 {
 		vals["loss"] = lossSum / float64(n)
 	}

@@ -141,8 +141,9 @@ func (b *builder) reinit(t *ts.Tensor, init initFn) {
 // network builds but never uses, and throws them away. The random numbers
 // it consumes keep libtorch's generator in step with PyTorch's, so the
 // parameters built after it get the reference's values for the same seed
-// (QCS's public classes build several such modules). Count-only and
-// failed builds skip it.
+// (QCS's public classes build several such modules; timm's
+// EfficientNetBuilder builds a squeeze-excite probe and drops it).
+// Count-only and failed builds skip it.
 func (b *builder) discard(shape []int64, init initFn) {
 	if b.counting() || b.state.err != nil {
 		return

@@ -290,6 +290,15 @@ func newEfficientNet(b *builder, cfg EfficientNetConfig) (*EfficientNet, error) 
 	stem := channels(32)
 	m.ConvStem = newSameConv(b.sub(nm.stem), 3, stem, 3, 2, 1, false)
 	m.BN1 = newBatchNorm(b.sub(nm.bn1), stem, eps)
+	// timm's EfficientNetBuilder.__init__ builds se_layer(8, rd_ratio=1.0)
+	// once, to test whether it takes rd_ratio, and throws it away: two
+	// nn.Conv2d(8, 8, 1) with their default init, drawn here so that the
+	// same seed gives timm's weights (checked against timm aa4b5850,
+	// tf_efficientnet_b2_ns).
+	for range 2 {
+		b.discard([]int64{8, 8, 1, 1}, initUniform(kaimingUniformA5Bound(8)))
+		b.discard([]int64{8}, initUniform(1/math.Sqrt(8)))
+	}
 	repeats := make([]int, len(effB0))
 	total := 0
 	for s, st := range effB0 {

@@ -2,10 +2,10 @@ package models
 
 import (
 	"fmt"
-	"log"
 	"math"
 	"strings"
 
+	"github.com/fer-research/fer/fer"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
@@ -338,12 +338,13 @@ func (m *STT) NumParameters() int64 { return m.params }
 
 // ForwardT maps clips [B,T,3,H,W] (T = Frames, H = W = ImageSize) to
 // logits [B, NumClasses]. It has gotch's nn.ModuleT signature, which has
-// no error result: on an error (a clip of the wrong shape) it ends the
-// process like gotch's Must* functions. Use Forward to get the error.
+// no error result: on an error (a clip of the wrong shape) it panics with
+// fer.FailForward, which fer's training, evaluation and prediction recover
+// as an error. Use Forward to get the error directly.
 func (m *STT) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
 	y, err := m.Forward(x, train)
 	if err != nil {
-		log.Fatal(err)
+		fer.FailForward(err)
 	}
 	return y
 }

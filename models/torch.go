@@ -128,17 +128,19 @@ func copyInto(dst, src *ts.Tensor) error {
 
 // noGrad runs f with autograd recording off on this thread and restores
 // the previous mode after (gotch's ts.NoGrad always re-enables it).
-func noGrad(f func() error) error {
+func noGrad(f func() error) (err error) {
 	prev := lib.AtGradSetEnabled(0)
 	if err := torchErr("disable grad"); err != nil {
 		return err
 	}
-	err := f()
-	lib.AtGradSetEnabled(prev)
-	if e := torchErr("restore grad mode"); e != nil && err == nil {
-		err = e
-	}
-	return err
+	// restored even when f panics with a libtorch failure (fer.CatchTorch)
+	defer func() {
+		lib.AtGradSetEnabled(prev)
+		if e := torchErr("restore grad mode"); e != nil && err == nil {
+			err = e
+		}
+	}()
+	return f()
 }
 
 // tensorShape returns t's sizes.

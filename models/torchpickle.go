@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"io"
+	"math"
 	"math/big"
 	"os"
 	"path"
@@ -235,7 +236,7 @@ func readZipPickle(zr *zip.ReadCloser) (*pickleObject, error) {
 		}
 		return storageFor(storages, t)
 	}
-	root, err := u.Load()
+	root, err := unpickle(&u)
 	if err != nil {
 		return nil, fmt.Errorf("unpickle data.pkl: %w", err)
 	}
@@ -246,6 +247,11 @@ func readZipPickle(zr *zip.ReadCloser) (*pickleObject, error) {
 		f, ok := records[prefix+"data/"+s.key]
 		if !ok {
 			return fmt.Errorf("storage %q missing from the archive", s.key)
+		}
+		// torch.save stores records uncompressed; a compressed one could
+		// inflate to any size
+		if f.Method != zip.Store || f.UncompressedSize64 != f.CompressedSize64 {
+			return fmt.Errorf("storage %q: compressed record (method %d, %d bytes for %d): torch.save does not write those", s.key, f.Method, f.CompressedSize64, f.UncompressedSize64)
 		}
 		rc, err := f.Open()
 		if err != nil {
@@ -295,6 +301,11 @@ func readLegacyPickle(file string) (*pickleObject, error) {
 		return nil, err
 	}
 	defer f.Close()
+	st, err := f.Stat()
+	if err != nil {
+		return nil, err
+	}
+	size := st.Size()
 	r := bufio.NewReaderSize(f, 1<<20)
 	head, err := r.Peek(2)
 	if err != nil || head[0] != 0x80 {
@@ -303,7 +314,7 @@ func readLegacyPickle(file string) (*pickleObject, error) {
 	next := func() (interface{}, error) {
 		u := pickle.NewUnpickler(r)
 		u.FindClass = findClass
-		return u.Load()
+		return unpickle(&u)
 	}
 	magic, err := next()
 	if err != nil {
@@ -336,7 +347,7 @@ func readLegacyPickle(file string) (*pickleObject, error) {
 		}
 		return storageFor(storages, t)
 	}
-	root, err := u.Load()
+	root, err := unpickle(&u)
 	if err != nil {
 		return nil, fmt.Errorf("unpickle: %w", err)
 	}
@@ -361,8 +372,13 @@ func readLegacyPickle(file string) (*pickleObject, error) {
 		if _, err := io.ReadFull(r, sizeBuf[:]); err != nil {
 			return nil, fmt.Errorf("storage %q: %w", key, err)
 		}
-		n := int64(binary.LittleEndian.Uint64(sizeBuf[:]))
-		s.data = make([]byte, n*int64(s.dtype.Size()))
+		n := binary.LittleEndian.Uint64(sizeBuf[:])
+		// the element count comes from the file: never allocate more than
+		// the file can hold
+		if n > uint64(size)/uint64(s.dtype.Size()) {
+			return nil, fmt.Errorf("storage %q: %d elements declared, the %d-byte file cannot hold them (cut short or damaged)", key, n, size)
+		}
+		s.data = make([]byte, n*uint64(s.dtype.Size()))
 		if _, err := io.ReadFull(r, s.data); err != nil {
 			return nil, fmt.Errorf("storage %q (%d elements): %w", key, n, err)
 		}
@@ -375,6 +391,18 @@ func readLegacyPickle(file string) (*pickleObject, error) {
 		return nil
 	}
 	return &pickleObject{root: root, fetch: fetch, close: func() error { return nil }}, nil
+}
+
+// unpickle runs gotch's unpickler. On a damaged pickle it can panic (a
+// type assertion on the wrong stack value, a gotch fatal path): that is a
+// malformed file, returned as an error, not a crash.
+func unpickle(u *pickle.Unpickler) (v interface{}, err error) {
+	defer func() {
+		if r := recover(); r != nil {
+			v, err = nil, fmt.Errorf("malformed pickle (%v)", r)
+		}
+	}()
+	return u.Load()
 }
 
 // entry is one key/value of a pickled dict, in file order.
@@ -416,20 +444,36 @@ func materialise(ref *tensorRef, fetch func(*storageRef) error) (*ts.Tensor, err
 	st := ref.storage
 	elem := int64(st.dtype.Size())
 	n := int64(len(st.data)) / elem
-	if numel(ref.size) == 0 {
+	outside := fmt.Errorf("view (offset %d, size %v, stride %v) outside storage %q of %d elements",
+		ref.offset, ref.size, ref.stride, st.key, n)
+	// sizes and strides from a damaged file: no negative values, and no
+	// products that overflow (checked against the storage as they grow)
+	count := int64(1)
+	for i, d := range ref.size {
+		if d < 0 || ref.stride[i] < 0 {
+			return nil, outside
+		}
+		if d > 0 && count > math.MaxInt64/d {
+			return nil, outside
+		}
+		count *= d
+	}
+	if count == 0 {
 		return tensorFromBytes(nil, ref.size, st.dtype)
 	}
 	// last element the view touches must lie inside the storage
 	last := ref.offset
+	if last < 0 || last >= n {
+		return nil, outside
+	}
 	for i, d := range ref.size {
+		if d > 1 && ref.stride[i] > (n-1-last)/(d-1) {
+			return nil, outside
+		}
 		last += (d - 1) * ref.stride[i]
 	}
-	if ref.offset < 0 || last >= n {
-		return nil, fmt.Errorf("view (offset %d, size %v, stride %v) outside storage %q of %d elements",
-			ref.offset, ref.size, ref.stride, st.key, n)
-	}
 	if isContiguous(ref.size, ref.stride) {
-		lo, hi := ref.offset*elem, (ref.offset+numel(ref.size))*elem
+		lo, hi := ref.offset*elem, (ref.offset+count)*elem
 		return tensorFromBytes(st.data[lo:hi], ref.size, st.dtype)
 	}
 	base, err := tensorFromBytes(st.data[:n*elem], []int64{n}, st.dtype)

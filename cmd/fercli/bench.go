@@ -89,22 +89,20 @@ func runBench(args []string) error {
 
 // flagsFirst reorders args so that every flag (with its value, unless it
 // is a boolean flag or written --name=value) comes before the positional
-// arguments, keeping relative order; everything after "--" stays
-// positional.
+// arguments, keeping relative order. Everything after "--" stays
+// positional: the "--" is kept when a positional argument starts with a
+// dash.
 func flagsFirst(args []string, flags []cli.Flag) []string {
-	isBool := map[string]bool{"help": true, "h": true}
-	for _, f := range flags {
-		if _, ok := f.(*cli.BoolFlag); ok {
-			for _, n := range f.Names() {
-				isBool[n] = true
-			}
-		}
-	}
+	isBool := boolFlags(flags)
 	var fl, pos []string
+	dashed := false
 	for i := 0; i < len(args); i++ {
 		a := args[i]
 		switch {
 		case a == "--":
+			for _, p := range args[i+1:] {
+				dashed = dashed || strings.HasPrefix(p, "-")
+			}
 			pos = append(pos, args[i+1:]...)
 			i = len(args)
 		case strings.HasPrefix(a, "-") && len(a) > 1:
@@ -117,6 +115,9 @@ func flagsFirst(args []string, flags []cli.Flag) []string {
 		default:
 			pos = append(pos, a)
 		}
+	}
+	if dashed {
+		fl = append(fl, "--")
 	}
 	return append(fl, pos...)
 }

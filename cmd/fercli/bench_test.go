@@ -9,7 +9,7 @@ func TestFlagsFirst(t *testing.T) {
 	for _, c := range []struct{ in, want []string }{
 		{[]string{"resnet18", "--batch", "8", "--compare", "--size=64x64"}, []string{"--batch", "8", "--compare", "--size=64x64", "resnet18"}},
 		{[]string{"--soak", "--soak-steps", "200"}, []string{"--soak", "--soak-steps", "200"}},
-		{[]string{"stt", "--amp", "--frames", "8", "--", "--weird"}, []string{"--amp", "--frames", "8", "stt", "--weird"}},
+		{[]string{"stt", "--amp", "--frames", "8", "--", "--weird"}, []string{"--amp", "--frames", "8", "--", "stt", "--weird"}},
 		{[]string{"resnet18", "-h"}, []string{"-h", "resnet18"}},
 	} {
 		if got := flagsFirst(c.in, benchFlags); !slices.Equal(got, c.want) {

@@ -5,6 +5,7 @@ import (
 	"fmt"
 	"os"
 	"path/filepath"
+	"slices"
 	"time"
 
 	"github.com/fer-research/fer/fer"
@@ -33,7 +34,8 @@ confusion.png and curves.png. Needs no download and no GPU.`,
 			&cli.IntFlag{Name: "batch-size", Value: 64, Usage: "batch size"},
 			&cli.Float64Flag{Name: "lr", Value: 0.05, Usage: "SGD learning rate (cosine schedule)"},
 			&cli.IntFlag{Name: "width", Value: 24, Usage: "channels of the CNN's stem (stages have 2, 4, 8 times as many)"},
-			&cli.StringFlag{Name: "run-dir", Value: filepath.Join("runs", "demo"), Usage: "output folder (its previous demo files are replaced)"},
+			&cli.StringFlag{Name: "run-dir", Value: filepath.Join("runs", "demo"), Usage: "output folder (an earlier run there is kept unless --overwrite)"},
+			overwriteFlag,
 			setFlag("override any config key, e.g. --set optimizer.name=adam (repeatable)"),
 			&cli.BoolFlag{Name: "progress", Value: true, Usage: "progress bar on stderr when it is a terminal"},
 		},
@@ -68,11 +70,14 @@ func demoAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
-	// a demo always starts afresh: remove what an earlier demo left
-	for _, f := range []string{fer.LastCheckpoint, fer.BestCheckpoint, fer.MetricsFile, fer.ConfigFile, "confusion.png", "curves.png"} {
-		if err := os.Remove(filepath.Join(cfg.RunDir, f)); err != nil && !errors.Is(err, os.ErrNotExist) {
-			return err
-		}
+	// the run dir is ours until the figures are written
+	lock, err := fer.LockRunDir(cfg.RunDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
+	if files := fer.RunResults(cfg.RunDir); len(files) > 0 && !c.Bool("overwrite") {
+		return &fer.RunDirUsedError{Dir: cfg.RunDir, Files: files, HasLast: slices.Contains(files, fer.LastCheckpoint)}
 	}
 	r, err := fer.BuildRun(cfg)
 	if err != nil {
@@ -98,6 +103,7 @@ func demoAction(c *cli.Context) error {
 		cfg.Model.Name, cfg.Model.Options["width"], deviceName(r.Device), cfg.Epochs, cfg.BatchSize, cfg.Optimizer.LR, rt.Threads)
 	tr := r.Trainer()
 	tr.Progress = progressFlag(c)
+	tr.Overwrite = c.Bool("overwrite")
 	ctx, stop := signalContext()
 	defer stop()
 	res, err := tr.Fit(ctx, false)

@@ -27,7 +27,7 @@ func init() {
 			&cli.StringFlag{Name: "data", Usage: "evaluate on another registered dataset"},
 			&cli.StringFlag{Name: "data-root", Usage: "dataset folder on disk"},
 			setFlag("override a key of the stored config (repeatable)"),
-			&cli.IntFlag{Name: "batch-size", Usage: "evaluation batch size (default: the run's)"},
+			&cli.IntFlag{Name: "batch-size", Usage: "evaluation batch size (0: the run's eval batch size)"},
 			&cli.StringFlag{Name: "confusion", Usage: "write the confusion matrix as a PNG here"},
 			dumpFeaturesFlag,
 			&cli.BoolFlag{Name: "json", Usage: "print the metrics as JSON"},
@@ -38,6 +38,9 @@ func init() {
 }
 
 func evalAction(c *cli.Context) error {
+	if n := c.Int("batch-size"); n < 0 {
+		return fmt.Errorf("--batch-size %d: want >= 1 (or 0 for the run's eval batch size)", n)
+	}
 	ov := append([]string(nil), sets(c)...)
 	if c.IsSet("data") {
 		ov = append(ov, fmt.Sprintf("data.name=%q", c.String("data")))
@@ -52,13 +55,14 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	printDrops(r.Data)
 	ds, err := pickSplit(r.Data, c.String("split"))
 	if err != nil {
 		return err
 	}
 	bs := r.Cfg.EvalBatch()
-	if c.IsSet("batch-size") {
-		bs = c.Int("batch-size")
+	if n := c.Int("batch-size"); n > 0 {
+		bs = n
 	}
 	if err := dumpFeatures(c, r, ds, bs); err != nil {
 		return err

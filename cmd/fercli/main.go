@@ -17,6 +17,13 @@ var commands []*cli.Command
 
 func register(c ...*cli.Command) { commands = append(commands, c...) }
 
+// globalFlags come before the command: fercli --device cpu train ...
+var globalFlags = []cli.Flag{
+	&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N", EnvVars: []string{"FER_DEVICE"}},
+	&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch intra-op threads (0 = one per core)", EnvVars: []string{"FER_THREADS"}},
+	&cli.Int64Flag{Name: "seed", Value: 0, Usage: "random seed for libtorch and data order"},
+}
+
 // rt is the libtorch runtime chosen from the global flags; set in Before.
 var rt *fer.Runtime
 
@@ -27,11 +34,7 @@ func main() {
 	app := &cli.App{
 		Name:  "fercli",
 		Usage: "facial expression recognition research on libtorch",
-		Flags: []cli.Flag{
-			&cli.StringFlag{Name: "device", Value: "auto", Usage: "auto, cpu, cuda or cuda:N", EnvVars: []string{"FER_DEVICE"}},
-			&cli.IntFlag{Name: "threads", Value: 0, Usage: "libtorch intra-op threads (0 = one per core)", EnvVars: []string{"FER_THREADS"}},
-			&cli.Int64Flag{Name: "seed", Value: 0, Usage: "random seed for libtorch and data order"},
-		},
+		Flags: globalFlags,
 		Before: func(c *cli.Context) error {
 			var err error
 			rt, err = fer.Setup(fer.RuntimeOptions{
@@ -43,8 +46,15 @@ func main() {
 		},
 		Commands: commands,
 	}
-	if err := app.Run(trainFlagsFirst(os.Args, commands)); err != nil {
+	if err := runApp(app, flagsFirstArgs(os.Args, globalFlags, commands)); err != nil {
 		fmt.Fprintln(os.Stderr, "fercli:", err)
 		os.Exit(1)
 	}
+}
+
+// runApp runs the command; a libtorch failure that no command turned into
+// an error on its way up still ends as one error line, never as a crash.
+func runApp(app *cli.App, args []string) (err error) {
+	defer fer.CatchTorch(&err, "libtorch")
+	return app.Run(args)
 }

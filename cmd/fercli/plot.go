@@ -7,6 +7,7 @@ import (
 	"errors"
 	"fmt"
 	"image"
+	"math"
 	"os"
 	"path/filepath"
 	"runtime"
@@ -153,6 +154,14 @@ func outPath(c *cli.Context, in, kind string) string {
 	return strings.TrimSuffix(in, filepath.Ext(in)) + "-" + kind + ".png"
 }
 
+// checkMaxPoints rejects --max-points 0 (and below -1): -1 means all.
+func checkMaxPoints(c *cli.Context) error {
+	if n := c.Int("max-points"); n == 0 || n < -1 {
+		return fmt.Errorf("--max-points %d: want >= 1, or -1 for all samples", n)
+	}
+	return nil
+}
+
 func oneArg(c *cli.Context, what string) (string, error) {
 	if c.NArg() != 1 {
 		return "", fmt.Errorf("plot %s: give exactly one %s (fercli plot %s --help)", c.Command.Name, what, c.Command.Name)
@@ -192,8 +201,14 @@ func plotTSNE(c *cli.Context) error {
 	o := outPath(c, in, "tsne")
 	opt := plots.TSNEOptions{MaxPoints: c.Int("max-points"), Seed: c.Uint64("seed"),
 		Perplexity: c.Float64("perplexity"), Iterations: c.Int("iterations")}
-	if opt.MaxPoints == 0 {
-		opt.MaxPoints = -1
+	if err := checkMaxPoints(c); err != nil {
+		return err
+	}
+	if p := opt.Perplexity; !(p > 0) || math.IsInf(p, 0) {
+		return fmt.Errorf("--perplexity %v: want a number > 0 (5 to 50 is usual; it is lowered to (samples-1)/3 for small files)", p)
+	}
+	if opt.Iterations < 1 {
+		return fmt.Errorf("--iterations %d: want >= 1", opt.Iterations)
 	}
 	if _, err := plots.TSNE(o, f.X64(), f.Labels, f.Classes, fileTitle(c, f, in), opt); err != nil {
 		return err
@@ -213,8 +228,8 @@ func plotMDS(c *cli.Context) error {
 	}
 	o := outPath(c, in, "mds")
 	opt := plots.MDSOptions{MaxPoints: c.Int("max-points"), Seed: c.Uint64("seed")}
-	if opt.MaxPoints == 0 {
-		opt.MaxPoints = -1
+	if err := checkMaxPoints(c); err != nil {
+		return err
 	}
 	r, err := plots.MDS(o, f.X64(), f.Labels, f.Classes, fileTitle(c, f, in), opt)
 	if err != nil {

@@ -70,8 +70,13 @@ func loadPredictRun(c *cli.Context) (*fer.Run, error) {
 	return r, err
 }
 
-// predictCrops classifies whole images (face crops), one row per image.
+// predictCrops classifies whole images (face crops), one row per image;
+// an unreadable image is named on stderr and makes the exit status 1,
+// the others are classified all the same.
 func predictCrops(c *cli.Context, r *fer.Run, files []string) error {
+	if bs := c.Int("batch-size"); bs < 1 {
+		return fmt.Errorf("--batch-size %d: want >= 1", bs)
+	}
 	preds, err := r.Predict(files, c.Int("batch-size"))
 	if err != nil {
 		return err
@@ -81,10 +86,29 @@ func predictCrops(c *cli.Context, r *fer.Run, files []string) error {
 		return err
 	}
 	defer done()
-	classes := r.Data.Classes
-	if c.Bool("json") {
+	if err := printPredictions(out, preds, r.Data.Classes, c.Bool("json")); err != nil {
+		return err
+	}
+	var bad []string
+	for _, p := range preds {
+		if p.Err != nil {
+			fmt.Fprintln(os.Stderr, "fercli:", p.Err)
+			bad = append(bad, p.Path)
+		}
+	}
+	if len(bad) > 0 {
+		return cli.Exit(fmt.Sprintf("fercli: %d of %d images could not be classified (above); the others were", len(bad), len(preds)), 1)
+	}
+	return nil
+}
+
+func printPredictions(out io.Writer, preds []fer.Prediction, classes []string, asJSON bool) error {
+	if asJSON {
 		enc := json.NewEncoder(out)
 		for _, p := range preds {
+			if p.Err != nil {
+				continue
+			}
 			probs := map[string]float64{}
 			for i, cl := range classes {
 				probs[cl] = p.Probs[i]
@@ -98,6 +122,9 @@ func predictCrops(c *cli.Context, r *fer.Run, files []string) error {
 	w := tabwriter.NewWriter(out, 0, 0, 2, ' ', 0)
 	fmt.Fprintf(w, "file\tprediction\t%s\n", strings.Join(classes, "\t"))
 	for _, p := range preds {
+		if p.Err != nil {
+			continue
+		}
 		cells := make([]string, len(p.Probs))
 		for i, v := range p.Probs {
 			cells[i] = fmt.Sprintf("%.3f", v)

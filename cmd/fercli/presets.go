@@ -125,7 +125,11 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 	if defaults && !c.IsSet("run-dir") && !setsKey(c, "run_dir") {
 		pre = append(pre, fmt.Sprintf("run_dir=%q", path.Join("runs", strings.ToLower(model)+"_"+dataset)))
 	}
-	ov := append(pre, overrides(c)...)
+	fl, err := overrides(c)
+	if err != nil {
+		return nil, err
+	}
+	ov := append(pre, fl...)
 	var cfg *fer.Config
 	if src != nil {
 		cfg, err = fer.ParseConfig(src, "built-in "+name, ov...)
@@ -158,32 +162,4 @@ func printProtocolNote(r *fer.Run) {
 	if n, ok := r.Data.Val.(interface{ ProtocolNote() string }); ok && n.ProtocolNote() != "" {
 		fmt.Printf("data %s: %s\n", r.Cfg.Data.Name, n.ProtocolNote())
 	}
-}
-
-// trainFlagsFirst moves the flags of `fercli [global flags] train ...`
-// before the model argument, so that the documented form `fercli train
-// stt --dfew --fold 1` parses (urfave/cli v2 stops reading flags at the
-// first argument). Other commands' arguments are returned unchanged.
-func trainFlagsFirst(args []string, commands []*cli.Command) []string {
-	for i := 1; i < len(args); i++ {
-		a := args[i]
-		if strings.HasPrefix(a, "-") {
-			// every global flag takes a value
-			if !strings.Contains(a, "=") && a != "-h" && a != "--help" {
-				i++
-			}
-			continue
-		}
-		if a != "train" {
-			return args
-		}
-		for _, c := range commands {
-			if c.Name == "train" {
-				out := append([]string(nil), args[:i+1]...)
-				return append(out, flagsFirst(args[i+1:], c.Flags)...)
-			}
-		}
-		return args
-	}
-	return args
 }

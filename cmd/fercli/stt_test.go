@@ -162,6 +162,14 @@ func TestTrainEvalSTTDFEW(t *testing.T) {
 	if u := ev.Metrics["uar"]; u != sum/7 || ev.Metrics["war"] != u {
 		t.Fatalf("uar %v, war %v, per-class mean %v", u, ev.Metrics["war"], sum/7)
 	}
+
+	// Grad-CAM of the registered STT model over a folder of frames (it
+	// said "model *models.STTModel is not supported")
+	png := filepath.Join(t.TempDir(), "cam.png")
+	out, errs, code = run(t, "--device", "cpu", "plot", "gradcam", "--checkpoint", best, filepath.Join(root, "Clip", "clip_224x224", "00003"), "-o", png)
+	if code != 0 || !strings.Contains(errs, "wrote "+png) {
+		t.Fatalf("plot gradcam of STT: exit %d\n%s\n%s", code, out, errs)
+	}
 }
 
 // Bad preset combinations fail with a message naming the fix.

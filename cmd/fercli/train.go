@@ -6,7 +6,6 @@ import (
 	"fmt"
 	"os"
 	"os/signal"
-	"path/filepath"
 	"strings"
 	"syscall"
 
@@ -38,24 +37,43 @@ func runFlags() []cli.Flag {
 }
 
 // overrides turns the flags that were set into config overrides, after
-// the --set ones, so explicit flags win.
-func overrides(c *cli.Context) []string {
+// the --set ones. A key set both by --set and by its flag is an error
+// (which one was meant?).
+func overrides(c *cli.Context) ([]string, error) {
 	out := append([]string(nil), sets(c)...)
+	setBy := map[string]string{}
+	for _, s := range out {
+		k, _, _ := strings.Cut(s, "=")
+		setBy[strings.TrimSpace(k)] = s
+	}
+	flag := func(name, key, value string) error {
+		if s, ok := setBy[key]; ok {
+			return fmt.Errorf("%s is given twice, by --set %s and by --%s %s: keep one", key, s, name, c.Value(name))
+		}
+		out = append(out, key+"="+value)
+		return nil
+	}
 	str := map[string]string{"model": "model.name", "data": "data.name", "data-root": "data.root",
 		"optimizer": "optimizer.name", "schedule": "schedule.name", "best-metric": "best_metric", "run-dir": "run_dir"}
 	for _, f := range []string{"model", "data", "data-root", "optimizer", "schedule", "best-metric", "run-dir"} {
 		if c.IsSet(f) {
-			out = append(out, fmt.Sprintf("%s=%q", str[f], c.String(f)))
+			if err := flag(f, str[f], fmt.Sprintf("%q", c.String(f))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	ints := map[string]string{"epochs": "epochs", "batch-size": "batch_size", "eval-every": "eval_every", "checkpoint-every": "checkpoint_every_steps"}
 	for _, f := range []string{"epochs", "batch-size", "eval-every", "checkpoint-every"} {
 		if c.IsSet(f) {
-			out = append(out, fmt.Sprintf("%s=%d", ints[f], c.Int(f)))
+			if err := flag(f, ints[f], fmt.Sprint(c.Int(f))); err != nil {
+				return nil, err
+			}
 		}
 	}
 	if c.IsSet("lr") {
-		out = append(out, fmt.Sprintf("optimizer.lr=%v", c.Float64("lr")))
+		if err := flag("lr", "optimizer.lr", fmt.Sprint(c.Float64("lr"))); err != nil {
+			return nil, err
+		}
 	}
 	// the global --device and --seed, when given, beat the config file
 	if globalSet(c, "device") {
@@ -64,8 +82,11 @@ func overrides(c *cli.Context) []string {
 	if globalSet(c, "seed") {
 		out = append(out, fmt.Sprintf("seed=%d", c.Int64("seed")))
 	}
-	return out
+	return out, nil
 }
+
+// overwriteFlag lets train and demo replace an earlier run's results.
+var overwriteFlag = &cli.BoolFlag{Name: "overwrite", Usage: "replace the results (last.ckpt, best.ckpt, metrics.jsonl) of an earlier run in the run dir; without it fercli refuses"}
 
 // globalSet reports whether a global flag was given on the command line
 // or through its environment variable.
@@ -108,12 +129,14 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train resnet18 --rafdb --data-root /data/RAF-DB/basic   # the data set's defaults
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
-command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `.
+command. A run dir is locked while a run uses it; a new run refuses to
+replace an earlier run's results unless --overwrite is given. Models: ` + strings.Join(fer.ModelNames(), ", ") + `.
 
 Datasets (data.options in README.md):
 ` + datasetsHelp(),
 		Flags: append(append(runFlags(), presetFlags()...),
-			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
+			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt, or from the checkpoint file given (e.g. RUN/best.ckpt); the stored config with edits of RUN/config.yaml and any --set, printed as a diff"},
+			overwriteFlag,
 		),
 		Action: trainAction,
 	})
@@ -132,33 +155,49 @@ func trainAction(c *cli.Context) error {
 	var cfg *fer.Config
 	var err error
 	resume := c.String("resume")
+	var plan *fer.ResumePlan
 	if resume != "" {
 		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") {
 			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag and --fold (use --set to change a key)")
 		}
-		ckpt := filepath.Join(resume, fer.LastCheckpoint)
-		meta, err := fer.ReadCheckpointMeta(ckpt)
+		if c.Bool("overwrite") {
+			return fmt.Errorf("--resume continues a run and --overwrite starts one over: give one of them")
+		}
+		ov, err := overrides(c)
 		if err != nil {
 			return err
 		}
-		// the run dir is where the checkpoint is, whatever the stored
-		// config says (the folder may have been moved)
-		ov := append(overrides(c), fmt.Sprintf("run_dir=%q", resume))
-		if cfg, err = fer.ParseConfig([]byte(meta.Config), ckpt, ov...); err != nil {
+		if plan, err = fer.PlanResume(resume, ov...); err != nil {
 			return err
+		}
+		cfg = plan.Config
+		if len(plan.Changes) > 0 {
+			fmt.Printf("resume: the config differs from the checkpoint's in %d key(s):\n  %s\n", len(plan.Changes), strings.Join(plan.Changes, "\n  "))
 		}
 	} else {
 		if cfg, err = presetConfig(c); err != nil {
 			return err
 		}
 	}
+	// hold the run dir from the start: no other process may write there
+	// while this one opens the data and builds the model
+	lock, err := fer.LockRunDir(cfg.RunDir)
+	if err != nil {
+		return err
+	}
+	defer lock.Unlock()
 	r, err := fer.BuildRun(cfg)
 	if err != nil {
 		return err
 	}
 	printProtocolNote(r)
+	printDrops(r.Data)
 	tr := r.Trainer()
 	tr.Progress = progressFlag(c)
+	tr.Overwrite = c.Bool("overwrite")
+	if plan != nil {
+		tr.ResumeFrom = plan.Checkpoint
+	}
 	ctx, stop := signalContext()
 	defer stop()
 	res, err := tr.Fit(ctx, resume != "")

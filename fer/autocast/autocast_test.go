@@ -27,6 +27,7 @@ func randn(t *testing.T, shape ...int64) *ts.Tensor {
 }
 
 func TestCPUAutocastCastsMatmulAndRestores(t *testing.T) {
+	lockThread(t)
 	before, err := Get(gotch.CPU)
 	if err != nil {
 		t.Fatal(err)
@@ -78,6 +79,7 @@ func TestCPUAutocastCastsMatmulAndRestores(t *testing.T) {
 }
 
 func TestAutocastNestsAndGradientsStayFloat(t *testing.T) {
+	lockThread(t)
 	w := randn(t, 8, 3).MustSetRequiresGrad(true, false)
 	x := randn(t, 5, 8)
 	outer, err := Enter(gotch.CPU, gotch.BFloat16)
@@ -116,10 +118,19 @@ func TestAutocastNestsAndGradientsStayFloat(t *testing.T) {
 }
 
 func TestEnterRejectsUnsupportedDType(t *testing.T) {
+	lockThread(t)
 	if _, err := Enter(gotch.CPU, gotch.Half); err == nil {
 		t.Errorf("CPU float16 autocast accepted; libtorch 1.13 supports bfloat16 only")
 	}
 	if st, _ := Get(gotch.CPU); st.Enabled {
 		t.Errorf("a refused Enter left autocast on")
 	}
+}
+
+// lockThread pins the test's goroutine to its OS thread for the test:
+// autocast and grad mode are per OS thread, and every test runs in its own
+// goroutine, which TestMain's lock does not cover.
+func lockThread(t *testing.T) {
+	runtime.LockOSThread()
+	t.Cleanup(runtime.UnlockOSThread)
 }

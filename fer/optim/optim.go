@@ -73,13 +73,8 @@ type Optimizer struct {
 // New collects the trainable variables of vs (those with requires_grad),
 // in name order, and returns an optimiser over them.
 func New(vs *nn.VarStore, cfg Config) (*Optimizer, error) {
-	switch cfg.Kind {
-	case SGD, Adam, AdamW:
-	default:
-		return nil, fmt.Errorf("optimizer %q: want sgd, adam or adamw", cfg.Kind)
-	}
-	if !(cfg.LR > 0) {
-		return nil, fmt.Errorf("optimizer: lr = %v, want > 0", cfg.LR)
+	if err := cfg.Validate(); err != nil {
+		return nil, fmt.Errorf("optimizer: %w", err)
 	}
 	if cfg.Kind != SGD && (cfg.Beta1 == 0 && cfg.Beta2 == 0 && cfg.Eps == 0) {
 		cfg.Beta1, cfg.Beta2, cfg.Eps = 0.9, 0.999, 1e-8
@@ -107,6 +102,54 @@ func New(vs *nn.VarStore, cfg Config) (*Optimizer, error) {
 		return nil, fmt.Errorf("optimizer: the VarStore has no trainable variables")
 	}
 	return o, nil
+}
+
+// Validate checks the hyper-parameters against the ranges torch.optim
+// accepts and, beyond it, rejects values that can only diverge: momentum
+// >= 1 (the velocity never decays) and non-finite numbers. Messages name
+// the torch.optim argument ("momentum = 1.5, want ...").
+func (c Config) Validate() error {
+	switch c.Kind {
+	case SGD, Adam, AdamW:
+	default:
+		return fmt.Errorf("kind %q: want sgd, adam or adamw", c.Kind)
+	}
+	for _, kv := range []struct {
+		k string
+		v float64
+	}{{"lr", c.LR}, {"momentum", c.Momentum}, {"dampening", c.Dampening}, {"weight_decay", c.WeightDecay},
+		{"beta1", c.Beta1}, {"beta2", c.Beta2}, {"eps", c.Eps}} {
+		if math.IsNaN(kv.v) || math.IsInf(kv.v, 0) {
+			return fmt.Errorf("%s = %v, want a finite number", kv.k, kv.v)
+		}
+	}
+	switch {
+	case !(c.LR > 0):
+		return fmt.Errorf("lr = %v, want > 0", c.LR)
+	case c.Momentum < 0 || c.Momentum >= 1:
+		return fmt.Errorf("momentum = %v, want 0 <= momentum < 1 (0.9 is usual; >= 1 never forgets a gradient and diverges)", c.Momentum)
+	case c.Dampening < 0 || c.Dampening > 1:
+		return fmt.Errorf("dampening = %v, want 0..1", c.Dampening)
+	case c.WeightDecay < 0:
+		return fmt.Errorf("weight_decay = %v, want >= 0 (e.g. 5e-4)", c.WeightDecay)
+	case c.Eps < 0:
+		return fmt.Errorf("eps = %v, want >= 0", c.Eps)
+	case c.Beta1 < 0 || c.Beta1 >= 1 || c.Beta2 < 0 || c.Beta2 >= 1:
+		return fmt.Errorf("beta1 = %v, beta2 = %v, want both in [0, 1)", c.Beta1, c.Beta2)
+	case c.Nesterov && (c.Momentum <= 0 || c.Dampening != 0):
+		return fmt.Errorf("nesterov needs momentum > 0 and dampening = 0 (as torch.optim.SGD)")
+	}
+	keys := make([]string, 0, len(c.LRMult))
+	for p := range c.LRMult {
+		keys = append(keys, p)
+	}
+	sort.Strings(keys)
+	for _, p := range keys {
+		if v := c.LRMult[p]; !(v >= 0) || math.IsInf(v, 0) {
+			return fmt.Errorf("lr_mult[%s] = %v, want a finite number >= 0", p, v)
+		}
+	}
+	return nil
 }
 
 func lrMult(m map[string]float64, name string) float64 {

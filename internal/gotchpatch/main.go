@@ -15,7 +15,11 @@
 //
 // It also fixes gotch's Go op wrappers, which allocate every op's output
 // slot with C.malloc(0) and never free it (a leak per op, and a heap
-// overflow for ops with several outputs): see slots.go.
+// overflow for ops with several outputs): see slots.go; turns gotch's
+// log.Fatal and panic calls into panics fer can recover (fatal.go); and
+// makes libtorch's savers unable to std::terminate on a failed write, with
+// a saver into a Go io.Writer (save.go); and makes the Go unpickler read a
+// declared length as the data arrives instead of allocating it (pickle.go).
 //
 // Re-running it with the same inputs only checks a stamp file.
 //
@@ -42,7 +46,7 @@ import (
 
 // revision changes whenever the patching logic changes, invalidating the
 // stamps of earlier patched copies.
-const revision = "fer-gotchpatch-5"
+const revision = "fer-gotchpatch-7"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -120,6 +124,19 @@ func run(libRoot, gotchDir, gotchVer, outBase, workFile, cxx string, maxRounds i
 		return err
 	}
 	fmt.Printf("gotchpatch: %d op wrappers get a freed output buffer instead of a leaked malloc(0)\n", slots)
+	fatals, err := patchFatal(dst)
+	if err != nil {
+		return err
+	}
+	fmt.Printf("gotchpatch: %d log.Fatal/panic calls panic with *gotch.FerFatalError, which fer recovers as an error\n", fatals)
+	if err := patchSave(dst); err != nil {
+		return err
+	}
+	fmt.Println("gotchpatch: at_save/at_save_multi cannot std::terminate on a failed write; ts.SaveMultiTo writes to an io.Writer")
+	if err := patchPickle(dst); err != nil {
+		return err
+	}
+	fmt.Println("gotchpatch: the Go unpickler reads declared lengths as the data arrives")
 	libtch := filepath.Join(dst, "libtch")
 	if err := os.WriteFile(filepath.Join(libtch, "lib.go"), []byte(libGo(lt)), 0o644); err != nil {
 		return err

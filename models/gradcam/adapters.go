@@ -231,9 +231,10 @@ func (n sttNet) StageGradients(x *ts.Tensor, stage string, targets []int) (*Pass
 }
 
 // For returns the Grad-CAM Net of a fer model: the model itself when it
-// implements Net or StageForwarder, else its network when the model is a
-// fer.Classifier around a SmallCNN, a supported backbone, an STT, or any
-// network implementing Net or StageForwarder.
+// implements Net or StageForwarder or is the registered STT model, else its
+// network when the model is a fer.Classifier around a SmallCNN, a
+// supported backbone, an STT, or any network implementing Net or
+// StageForwarder.
 func For(m fer.Model) (Net, error) {
 	if n, err := forNet(m); err == nil || !isUnsupported(err) {
 		return n, err
@@ -264,6 +265,8 @@ func forNet(v any) (Net, error) {
 		return FromForwarder(SmallCNN(n)), nil
 	case *models.STT:
 		return STT(n), nil
+	case *models.STTModel: // the registered "stt" model
+		return STT(n.Net), nil
 	case models.Backbone:
 		f, err := Backbone(n)
 		if err != nil {

@@ -213,6 +213,13 @@ class TFEfficientNet(nn.Module):
         stem = rc(32)
         self.conv_stem = conv_same(3, stem, 3, 2)
         self.bn1 = nn.BatchNorm2d(stem, eps=eps)
+        # timm's EfficientNetBuilder.__init__ calls se_layer(8, rd_ratio=1.0)
+        # to probe its signature and drops the module; its two convs' default
+        # init advances the generator, so the probe is drawn here too. With
+        # it, torch.manual_seed(s); TFEfficientNet() equals timm's
+        # create_model("tf_efficientnet_b2_ns") tensor for tensor (checked
+        # against timm aa4b5850 on torch 1.13).
+        SqueezeExcite(8, 8)
         cin = stem
         stages = []
         total = sum(int(math.ceil(a[1] * depth)) for a in self.ARCH)

@@ -42,15 +42,17 @@ func Err(op string) error {
 	return fmt.Errorf("%s: %s", op, Clean(err.Error()))
 }
 
-// Clean trims a libtorch error message to its first meaningful lines.
+// Clean trims a libtorch error message to its meaningful part on one
+// line: without gotch's "Libtorch API Error" prefix, its Go stack dump and
+// libtorch's C++ backtrace ("frame #0: ...", "Exception raised from").
 func Clean(msg string) string {
-	msg = strings.TrimPrefix(msg, "Libtorch API Error: ")
-	for _, cut := range []string{"\ngoroutine ", "\nException raised from", "\nFrame "} {
+	for _, cut := range []string{"\ngoroutine ", "\nException raised from", "\nFrame ", "\nframe #"} {
 		if i := strings.Index(msg, cut); i >= 0 {
 			msg = msg[:i]
 		}
 	}
-	return strings.TrimSpace(msg)
+	msg = strings.ReplaceAll(msg, "Libtorch API Error: ", "")
+	return strings.Join(strings.Fields(msg), " ")
 }
 
 // Call runs one generated wrapper function that writes its result into
@@ -107,18 +109,21 @@ func Defined(h T) bool { return lib.AtDefined(h) }
 
 // NoGrad runs f with autograd recording off on this thread and restores
 // the previous mode after.
-func NoGrad(f func() error) error {
+func NoGrad(f func() error) (err error) {
 	// the wrapper returns a C int in a Go int: keep the low 32 bits
 	prev := int(int32(lib.AtGradSetEnabled(0)))
 	if err := Err("disable grad"); err != nil {
 		return err
 	}
-	err := f()
-	lib.AtGradSetEnabled(prev)
-	if e := Err("restore grad mode"); e != nil && err == nil {
-		err = e
-	}
-	return err
+	// restore the mode even when f panics (a libtorch failure raised by
+	// gotch, recovered further up by fer.CatchTorch)
+	defer func() {
+		lib.AtGradSetEnabled(prev)
+		if e := Err("restore grad mode"); e != nil && err == nil {
+			err = e
+		}
+	}()
+	return f()
 }
 
 // EnableGrad turns autograd recording on for this thread (a goroutine
