@@ -252,7 +252,9 @@ func TestRMFERForwardMatchesPyTorch(t *testing.T) {
 	near(t, "train logits", out.Logits, tensorOf(t, ref, "train.logits"), 1e-4)
 	near(t, "train att_logits", out.AttLogits, tensorOf(t, ref, "train.att_logits"), 1e-4)
 	near(t, "train attention", out.Attention, tensorOf(t, ref, "train.attention"), 1e-6)
-	near(t, "train loss", lv.Total, tensorOf(t, ref, "train.loss"), 1e-6)
+	// the loss is a mean of cross-entropies of logits that agree to 1e-4
+	// (float32 through 23 blocks with batch statistics): 1e-5 absolute
+	near(t, "train loss", lv.Total, tensorOf(t, ref, "train.loss"), 1e-5)
 	near(t, "bn1 running_mean", m.Backbone.BN1.RunningMean, tensorOf(t, ref, "train.running_mean"), 1e-5)
 	near(t, "bn2 running_var", m.Backbone.BN2.RunningVar, tensorOf(t, ref, "train.running_var"), 1e-5)
 	for _, name := range ref.Names {

@@ -129,10 +129,11 @@ func printCheck(res *fer.DataCheck) {
 }
 
 // printDrops prints, once when a data set is opened for training or
-// evaluation, the samples its readers left out.
+// evaluation, the samples its readers left out. It writes to stderr, so
+// that `eval --json` and `predict --json` keep stdout machine-readable.
 func printDrops(s *fer.Splits) {
 	if r := s.DropReport(); r != "" {
-		fmt.Printf("samples left out when opening the data set (fercli check lists them all by reason):\n%s", indent(r))
+		fmt.Fprintf(os.Stderr, "samples left out when opening the data set (fercli check lists them all by reason):\n%s", indent(r))
 	}
 }
 

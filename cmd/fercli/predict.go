@@ -46,6 +46,9 @@ func predictAction(c *cli.Context) error {
 	if c.NArg() == 0 {
 		return fmt.Errorf("predict: give photos, videos or folders (fercli predict --ckpt CKPT PHOTO|VIDEO...)")
 	}
+	if bs := c.Int("batch-size"); bs < 1 {
+		return fmt.Errorf("--batch-size %d: want >= 1", bs)
+	}
 	photos, videos, err := mediaInputs(c.Args().Slice())
 	if err != nil {
 		return err
@@ -74,9 +77,6 @@ func loadPredictRun(c *cli.Context) (*fer.Run, error) {
 // an unreadable image is named on stderr and makes the exit status 1,
 // the others are classified all the same.
 func predictCrops(c *cli.Context, r *fer.Run, files []string) error {
-	if bs := c.Int("batch-size"); bs < 1 {
-		return fmt.Errorf("--batch-size %d: want >= 1", bs)
-	}
 	preds, err := r.Predict(files, c.Int("batch-size"))
 	if err != nil {
 		return err

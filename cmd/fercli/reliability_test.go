@@ -259,7 +259,7 @@ func TestCLIPaperCuts(t *testing.T) {
 	}
 	bad := filepath.Join(imgs, "broken.png")
 	os.WriteFile(bad, []byte("\x89PNG\r\n\x1a\nnot really"), 0o644)
-	out, errs, code = run(t, "--device", "cpu", "predict", "--ckpt", filepath.Join(dir, fer.BestCheckpoint), imgs)
+	out, errs, code = run(t, "--device", "cpu", "predict", "--faces", "whole", "--ckpt", filepath.Join(dir, fer.BestCheckpoint), imgs)
 	rows := strings.Split(strings.TrimSpace(out), "\n")
 	if code != 1 || len(rows) != 3 || !strings.Contains(errs, bad) || !strings.Contains(errs, "1 of 3 images") {
 		t.Fatalf("predict with a bad image: exit %d\nstdout:\n%s\nstderr:\n%s", code, out, errs)

@@ -91,7 +91,7 @@ func TestTrainBaselinePredict(t *testing.T) {
 		t.Fatalf("stored config %+v %v", cfg, err)
 	}
 	pic := filepath.Join(root, "basic", "c3", "img_3_2.png") // a test image of class 3 (happiness)
-	out, errs, code = run(t, "--device", "cpu", "predict", "--ckpt", filepath.Join(dir, fer.BestCheckpoint), pic)
+	out, errs, code = run(t, "--device", "cpu", "predict", "--faces", "whole", "--ckpt", filepath.Join(dir, fer.BestCheckpoint), pic)
 	if code != 0 {
 		t.Fatalf("predict exit %d: %s", code, errs)
 	}
