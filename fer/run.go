@@ -59,11 +59,11 @@ func BuildModel(cfg *Config, data *Splits, dev gotch.Device) (Model, error) {
 	SeedTorch(cfg.Seed)
 	vs := nn.NewVarStore(dev)
 	return NewModel(vs, ModelSpec{Name: cfg.Model.Name, NumClasses: len(data.Classes),
-		InputShape: data.InputShape, Options: cfg.Model.Options})
+		InputShape: data.InputShape, AUs: data.AUs, Options: cfg.Model.Options})
 }
 
 // Trainer returns a Trainer for the run's training and validation splits.
 func (r *Run) Trainer() *Trainer {
 	return &Trainer{Cfg: r.Cfg, Model: r.Model, Loss: r.Loss, Train: r.Data.Train, Val: r.Data.Val,
-		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape}
+		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape, AUs: r.Data.AUs}
 }
