@@ -12,6 +12,8 @@ import (
 	"strconv"
 	"strings"
 	"sync"
+
+	"github.com/fer-research/fer/data/imaging"
 )
 
 // Aff-Wild2 in the ABAW layout (SPEC.md §1.1):
@@ -609,6 +611,27 @@ func (d *AffWild2Dataset) Load(i int, rng *rand.Rand, train bool) (Sample, error
 		smp.Extra["audio"] = Array{F32: a, Shape: append(slices.Clone(lead), d.AudioShape()...)}
 	}
 	return smp, nil
+}
+
+// Preprocess applies the evaluation transform to one image (a frame
+// model's input [3, S, S], for prediction on single pictures); it is an
+// error for sequence samples.
+func (d *AffWild2Dataset) Preprocess(img image.Image) ([]float32, error) {
+	if d.opts.SeqLen > 0 {
+		return nil, fmt.Errorf("%s: sequence samples (seq_len %d) cannot be made from one image", d.Name, d.opts.SeqLen)
+	}
+	if img.Bounds().Empty() {
+		return nil, fmt.Errorf("%s: empty image", d.Name)
+	}
+	var src imaging.RGB
+	imaging.FromImage(img, &src)
+	s := d.opts.Transform.Size
+	out := make([]float32, 3*s*s)
+	t := d.opts.Transform
+	if err := t.apply(&src, image.Rect(0, 0, src.W, src.H), t.newPlan(src.W, src.H, false, nil), out, nil); err != nil {
+		return nil, fmt.Errorf("%s: %w", d.Name, err)
+	}
+	return out, nil
 }
 
 // source is the frame whose image stands for frame k: k itself, else the

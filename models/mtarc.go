@@ -35,7 +35,7 @@ import (
 // MTArcConfig configures MT-ArcRes (Backbone "resnet50") and MT-ArcVGG
 // (Backbone "vgg16").
 type MTArcConfig struct {
-	Backbone string // "resnet50" (or resnet18/34/101/152) or "vgg16"
+	Backbone   string // "resnet50" (or resnet18/34/101/152) or "vgg16"
 	NumClasses int64
 	NumAUs     int64
 	// EmbedDim > 0 adds a linear embedding before the heads (0: none).
