@@ -64,6 +64,12 @@ type Config struct {
 	// LogEvery appends a "train_step" record to metrics.jsonl every N
 	// steps (0: epoch records only).
 	LogEvery int `yaml:"log_every_steps"`
+
+	// Init starts a new run from the weights of another run's checkpoint
+	// (re-training on another data set): matching variables are copied,
+	// heads whose shape or classes changed are re-initialised and listed
+	// (InitFromCheckpoint). Ignored by --resume.
+	Init string `yaml:"init,omitempty"`
 }
 
 // ModelConfig names a registered model and its options.

@@ -181,6 +181,13 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 			return nil, err
 		}
 	}
+	if cfg.Init != "" && !resume {
+		rep, err := InitFromCheckpoint(t.Model, cfg.Init, t.Classes)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(t.Out, rep)
+	}
 	if err := cfg.Save(t.path(ConfigFile)); err != nil {
 		return nil, err
 	}
