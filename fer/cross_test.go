@@ -160,7 +160,6 @@ func TestCrossDatasetEval(t *testing.T) {
 	b.Drop()
 }
 
-
 // headed marks the test model's classifier as its class head.
 type headed struct{ Model }
 
