@@ -38,9 +38,10 @@ type AffWild2Options struct {
 	// already aligned faces. NoFlip turns off the horizontal flip.
 	Crop   bool `yaml:"crop"`
 	NoFlip bool `yaml:"no_flip"`
-	// Normalize: "vggface" (default; x·255 − VGG-Face's mean RGB, the
-	// input vgg_face_dag expects), "affwildnet" ((x − 128)/128, as
-	// AffWildNet), "imagenet" or "none".
+	// Normalize: "affwildnet" (default: (x − 128)/128, pixels in
+	// [−1, 1] as AffWildNet's code), "vggface" (x·255 − VGG-Face's mean
+	// RGB, the input the original vgg_face_dag weights expect),
+	// "imagenet" or "none".
 	Normalize string `yaml:"normalize"`
 	// Workers decode a batch's samples in parallel (default: one per core).
 	Workers int `yaml:"workers"`
@@ -74,13 +75,13 @@ var VGGFaceMean = [3]float32{129.186279296875, 104.76238250732422, 93.5939636230
 
 func affwildNormalize(name string) (*data.Normalize, error) {
 	switch strings.ToLower(name) {
-	case "vggface", "":
+	case "vggface":
 		n := &data.Normalize{Std: [3]float32{1.0 / 255, 1.0 / 255, 1.0 / 255}}
 		for c, m := range VGGFaceMean {
 			n.Mean[c] = m / 255
 		}
 		return n, nil
-	case "affwildnet":
+	case "affwildnet", "":
 		return &data.Normalize{Mean: [3]float32{128.0 / 255, 128.0 / 255, 128.0 / 255}, Std: [3]float32{128.0 / 255, 128.0 / 255, 128.0 / 255}}, nil
 	case "imagenet":
 		return data.ImageNetNormalize, nil
@@ -91,7 +92,7 @@ func affwildNormalize(name string) (*data.Normalize, error) {
 }
 
 func openAffWild2(cfg DataConfig, _ int64) (*Splits, error) {
-	o := AffWild2Options{Size: 112, Normalize: "vggface", Workers: runtime.NumCPU()}
+	o := AffWild2Options{Size: 112, Normalize: "affwildnet", Workers: runtime.NumCPU()}
 	if err := DecodeOptions(cfg.Options, &o, "dataset affwild2"); err != nil {
 		return nil, err
 	}

@@ -150,6 +150,30 @@ func anyOutput(out Outputs) (*ts.Tensor, error) {
 	return nil, fmt.Errorf("multi-task loss: the model has none of the outputs va, logits, cos, au")
 }
 
+// matchTime averages per-frame outputs [B,T,k] over T when the target has
+// one entry per sample (labels [B], or [B,k]): a frame model scored on
+// clip-level labels (a DFEW clip) predicts the clip by its mean frame
+// output. Otherwise it returns a new handle to pred. The caller owns the
+// result.
+func matchTime(pred, tgt *ts.Tensor, tgtIsLabels bool) (*ts.Tensor, error) {
+	ps, err := pred.Size()
+	if err != nil {
+		return nil, err
+	}
+	ts2, err := tgt.Size()
+	if err != nil {
+		return nil, err
+	}
+	want := len(ts2) + 1 // labels [B] go with scores [B,C]
+	if !tgtIsLabels {
+		want = len(ts2)
+	}
+	if len(ps) == want+1 && len(ps) >= 3 && ps[0] == ts2[0] {
+		return pred.MeanDim([]int64{1}, false, gotch.Invalid, false)
+	}
+	return pred.ShallowClone()
+}
+
 // rows flattens t to [N, k] (k = its last dimension, or 1 for a 1-D
 // tensor when k1 is set).
 func rows(t *ts.Tensor, sc *mtScope) (*ts.Tensor, int64, error) {
@@ -174,6 +198,10 @@ func (l MultiTaskLoss) vaLoss(out Outputs, b *Batch, sc *mtScope) (*ts.Tensor, e
 	}
 	if !okp || pred == nil {
 		return nil, fmt.Errorf("multi-task loss: the batch has valence/arousal targets but the model has no %q output", OutputVA)
+	}
+	pred, err := sc.t(matchTime(pred, tgt, false))
+	if err != nil {
+		return nil, err
 	}
 	p, kp, err := rows(pred, sc)
 	if err != nil {
@@ -241,6 +269,10 @@ func (l MultiTaskLoss) exprLoss(out Outputs, b *Batch, sc *mtScope) (*ts.Tensor,
 	if !okp || pred == nil {
 		return nil, fmt.Errorf("multi-task loss: the batch has expression labels but the model has no %q output", name)
 	}
+	pred, err := sc.t(matchTime(pred, tgt, true))
+	if err != nil {
+		return nil, err
+	}
 	p, C, err := rows(pred, sc)
 	if err != nil {
 		return nil, fmt.Errorf("expression loss: output: %w", err)
@@ -290,6 +322,10 @@ func (l MultiTaskLoss) auLoss(out Outputs, b *Batch, sc *mtScope) (*ts.Tensor, e
 	pred, okp := out[OutputAU]
 	if !okp || pred == nil {
 		return nil, fmt.Errorf("multi-task loss: the batch has AU targets but the model has no %q output", OutputAU)
+	}
+	pred, err := sc.t(matchTime(pred, tgt, false))
+	if err != nil {
+		return nil, err
 	}
 	p, kp, err := rows(pred, sc)
 	if err != nil {
@@ -477,6 +513,11 @@ func (e *MultiTaskEvaluator) addVA(out Outputs, b *Batch) error {
 	if !ok || tgt == nil || !okp || pred == nil {
 		return nil
 	}
+	pred, err := matchTime(pred, tgt, false)
+	if err != nil {
+		return err
+	}
+	defer pred.Drop()
 	p, kp, err := hostRows(pred)
 	if err != nil {
 		return err
@@ -515,6 +556,11 @@ func (e *MultiTaskEvaluator) addExpr(out Outputs, b *Batch) error {
 	if !ok || tgt == nil || !okp || pred == nil {
 		return nil
 	}
+	pred, err := matchTime(pred, tgt, true)
+	if err != nil {
+		return err
+	}
+	defer pred.Drop()
 	am, err := pred.Argmax([]int64{-1}, false, false)
 	if err != nil {
 		return err
@@ -555,6 +601,11 @@ func (e *MultiTaskEvaluator) addAU(out Outputs, b *Batch) error {
 	if !ok || tgt == nil || !okp || pred == nil {
 		return nil
 	}
+	pred, err := matchTime(pred, tgt, false)
+	if err != nil {
+		return err
+	}
+	defer pred.Drop()
 	p, kp, err := hostRows(pred)
 	if err != nil {
 		return err

@@ -152,6 +152,10 @@ func NewClassificationEvaluator(numClasses int) *ClassificationEvaluator {
 // Reset implements Evaluator.
 func (e *ClassificationEvaluator) Reset() { e.C.Reset() }
 
+// Confusion returns the confusion matrix (the interface `fercli eval`
+// prints any evaluator's matrix through).
+func (e *ClassificationEvaluator) Confusion() *metrics.Confusion { return e.C }
+
 // Add implements Evaluator.
 func (e *ClassificationEvaluator) Add(out Outputs, b *Batch) error {
 	on, tn := e.Output, e.Target

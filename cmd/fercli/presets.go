@@ -18,12 +18,13 @@ import (
 //go:embed configs/*.yaml
 var configs embed.FS
 
-// presetFlags select a data set and its default config: --dfew / --afew,
-// and DFEW's --fold.
+// presetFlags select a data set and its default config: --dfew / --afew /
+// --affwild2, and DFEW's --fold.
 func presetFlags() []cli.Flag {
 	return []cli.Flag{
 		&cli.BoolFlag{Name: "dfew", Usage: "train on DFEW (data set dfew) from the built-in <model>_dfew config; needs --data-root"},
 		&cli.BoolFlag{Name: "afew", Usage: "train on AFEW 7.0 (data set afew) from the built-in <model>_afew config; needs --data-root"},
+		&cli.BoolFlag{Name: "affwild2", Usage: "train on Aff-Wild2, ABAW layout (data set affwild2) from the built-in <model>_affwild2 config; needs --data-root"},
 		&cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"},
 	}
 }
@@ -59,10 +60,10 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 		model = c.String("model")
 	}
 	dataset := ""
-	for _, d := range []string{"dfew", "afew"} {
+	for _, d := range []string{"dfew", "afew", "affwild2"} {
 		if c.Bool(d) {
 			if dataset != "" {
-				return nil, fmt.Errorf("--dfew and --afew exclude each other")
+				return nil, fmt.Errorf("--%s and --%s exclude each other", dataset, d)
 			}
 			dataset = d
 		}

@@ -105,11 +105,14 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train --resume runs/a          # continue an interrupted run exactly
   fercli train stt --dfew --data-root /data/DFEW --fold 1   # built-in configs/stt_dfew.yaml
   fercli train stt --afew --data-root /data/AFEW            # built-in configs/stt_afew.yaml
+  fercli train mt-vgg-rnn --affwild2 --data-root /data/Aff-Wild2   # configs/mt-vgg-rnn_affwild2.yaml
+  fercli train mt-arcres --init runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
 		Flags: append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
+			&cli.StringFlag{Name: "init", Usage: "start from the weights of another run's checkpoint (RUN/best.ckpt), e.g. pre-trained on Aff-Wild2: heads whose shape or classes change are re-initialised and listed"},
 		),
 		Action: trainAction,
 	})
@@ -120,8 +123,8 @@ func trainAction(c *cli.Context) error {
 	var err error
 	resume := c.String("resume")
 	if resume != "" {
-		if c.Args().Present() || c.Bool("dfew") || c.Bool("afew") || c.IsSet("fold") {
-			return fmt.Errorf("--resume takes the run's stored config: drop the model argument and --dfew/--afew/--fold (use --set to change a key)")
+		if c.Args().Present() || c.Bool("dfew") || c.Bool("afew") || c.Bool("affwild2") || c.IsSet("fold") || c.IsSet("init") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument and --dfew/--afew/--affwild2/--fold/--init (use --set to change a key)")
 		}
 		ckpt := filepath.Join(resume, fer.LastCheckpoint)
 		meta, err := fer.ReadCheckpointMeta(ckpt)
@@ -137,6 +140,9 @@ func trainAction(c *cli.Context) error {
 	} else {
 		if cfg, err = presetConfig(c); err != nil {
 			return err
+		}
+		if c.IsSet("init") {
+			cfg.Init = c.String("init")
 		}
 	}
 	r, err := fer.BuildRun(cfg)
