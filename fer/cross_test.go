@@ -9,6 +9,8 @@ import (
 	"strings"
 	"testing"
 
+	"github.com/fer-research/fer/data"
+	"github.com/fer-research/fer/data/synth"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
 )
@@ -229,5 +231,54 @@ func TestInitFromCheckpoint(t *testing.T) {
 	// a checkpoint of another model is refused
 	if _, err := InitFromCheckpoint(headed{r7.Model}, filepath.Join(t.TempDir(), "none.ckpt"), nil); err == nil {
 		t.Fatal("missing checkpoint: want error")
+	}
+}
+
+// The class-name table of the built-in data sets (README, classmap.go):
+// the seven basic expressions match across all of them; contempt has no
+// counterpart in Aff-Wild2, DFEW, RAF-DB or synth.
+func TestClassNameTable(t *testing.T) {
+	sets := map[string][]string{
+		"affwild2": data.AffWild2Classes, "rafdb": data.RAFDBClasses, "ferplus": data.FERPlusClasses,
+		"affectnet7": data.AffectNetClasses[:7], "affectnet8": data.AffectNetClasses, "dfew": data.DFEWClasses,
+		"synth": synth.Classes,
+	}
+	for mname, model := range sets {
+		for dname, ds := range sets {
+			m, err := NewNameMap(model, ds, CanonicalClass, "class")
+			if err != nil {
+				t.Fatalf("%s -> %s: %v", mname, dname, err)
+			}
+			matched := 0
+			for j, i := range m.DataToModel {
+				if i >= 0 {
+					matched++
+					if CanonicalClass(model[i]) != CanonicalClass(ds[j]) {
+						t.Fatalf("%s -> %s: %s matched to %s", mname, dname, ds[j], model[i])
+					}
+				}
+			}
+			want := 7 // the basic expressions, plus contempt when both have it
+			if len(ds) == 8 && len(model) == 8 {
+				want = 8
+			}
+			if matched != want {
+				t.Errorf("%s -> %s: %d classes matched, want %d (%v)", mname, dname, matched, want, m.UnmatchedData)
+			}
+			wantData := len(ds) == 8 && len(model) == 7  // contempt left out
+			wantModel := len(model) == 8 && len(ds) == 7 // contempt never predicted
+			if (len(m.UnmatchedData) == 1) != wantData || (len(m.UnmatchedModel) == 1) != wantModel {
+				t.Errorf("%s -> %s: unmatched data %v, model %v", mname, dname, m.UnmatchedData, m.UnmatchedModel)
+			}
+			if slices.Equal(model, ds) != m.Identity() {
+				t.Errorf("%s -> %s: identity %v", mname, dname, m.Identity())
+			}
+		}
+	}
+	if _, err := NewNameMap([]string{"happy", "happiness"}, data.RAFDBClasses, CanonicalClass, "class"); err == nil {
+		t.Fatal("two model classes with one meaning: want error")
+	}
+	if _, err := NewNameMap([]string{"cat", "dog"}, data.RAFDBClasses, CanonicalClass, "class"); err == nil {
+		t.Fatal("nothing in common: want error")
 	}
 }
