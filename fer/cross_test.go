@@ -71,17 +71,7 @@ func init() {
 // predicted; accuracy equals the one computed by hand from the original
 // model's logits.
 func TestCrossDatasetEval(t *testing.T) {
-	cfg := tinyConfig(t, "epochs=1", "data.options={train_n: 70, val_n: 42, test_n: 0, size: 32, crop: 0}")
-	r, err := BuildRun(cfg)
-	if err != nil {
-		t.Fatal(err)
-	}
-	tr := r.Trainer()
-	tr.Out = &strings.Builder{}
-	if _, err := tr.Fit(context.Background(), false); err != nil {
-		t.Fatal(err)
-	}
-	ckpt := filepath.Join(cfg.RunDir, LastCheckpoint)
+	_, ckpt := fitTiny(t, "data.options={train_n: 70, val_n: 42, test_n: 0, size: 32, crop: 0}")
 
 	// by hand: the model's logits on the val images
 	r0, _, err := LoadRun(ckpt)
@@ -162,15 +152,11 @@ func TestCrossDatasetEval(t *testing.T) {
 	b.Drop()
 }
 
-// headed marks the test model's classifier as its class head.
-type headed struct{ Model }
-
-func (headed) ClassHeadParams() []string { return []string{"fc2.weight", "fc2.bias"} }
-
-// --init: matching weights are copied, a head whose shape changed or
-// whose classes differ is swapped, and the report says which.
-func TestInitFromCheckpoint(t *testing.T) {
-	cfg := tinyConfig(t, "epochs=1", "data.options={train_n: 40, val_n: 14, test_n: 0, size: 32, crop: 0}")
+// fitTiny trains the tiny test model for one epoch on synth and returns
+// the run and its last checkpoint.
+func fitTiny(t *testing.T, overrides ...string) (*Run, string) {
+	t.Helper()
+	cfg := tinyConfig(t, append([]string{"epochs=1"}, overrides...)...)
 	r, err := BuildRun(cfg)
 	if err != nil {
 		t.Fatal(err)
@@ -180,7 +166,18 @@ func TestInitFromCheckpoint(t *testing.T) {
 	if _, err := tr.Fit(context.Background(), false); err != nil {
 		t.Fatal(err)
 	}
-	ckpt := filepath.Join(cfg.RunDir, LastCheckpoint)
+	return r, filepath.Join(cfg.RunDir, LastCheckpoint)
+}
+
+// headed marks the test model's classifier as its class head.
+type headed struct{ Model }
+
+func (headed) ClassHeadParams() []string { return []string{"fc2.weight", "fc2.bias"} }
+
+// --init: matching weights are copied, a head whose shape changed or
+// whose classes differ is swapped, and the report says which.
+func TestInitFromCheckpoint(t *testing.T) {
+	r, ckpt := fitTiny(t, "data.options={train_n: 40, val_n: 14, test_n: 0, size: 32, crop: 0}")
 	old := weights(r.Model)
 
 	// 8 classes: the classifier's shape changes

@@ -497,33 +497,40 @@ func (e *MultiTaskEvaluator) Add(out Outputs, b *Batch) error {
 	return e.addAU(out, b)
 }
 
-// hostRows copies t to the host as rows of its last dimension.
-func hostRows(t *ts.Tensor) ([]float64, int, error) {
-	shape, err := t.Size()
-	if err != nil || len(shape) == 0 {
-		return nil, 0, fmt.Errorf("evaluate: bad tensor shape %v: %v", shape, err)
+// hostPair copies the output and target of one task to the host as rows
+// of their last dimension (k values per frame), after matchTime; ok is
+// false when the batch or the model lacks them.
+func hostPair(out Outputs, b *Batch, output, target string) (p, y []float64, kp, ky int, ok bool, err error) {
+	tgt := b.Targets[target]
+	pred := out[output]
+	if tgt == nil || pred == nil {
+		return nil, nil, 0, 0, false, nil
 	}
-	v, err := float64Values(t)
-	return v, int(shape[len(shape)-1]), err
+	pred, err = matchTime(pred, tgt, false)
+	if err != nil {
+		return nil, nil, 0, 0, false, err
+	}
+	defer pred.Drop()
+	rowsOf := func(t *ts.Tensor) ([]float64, int, error) {
+		shape, err := t.Size()
+		if err != nil || len(shape) == 0 {
+			return nil, 0, fmt.Errorf("evaluate: bad tensor shape %v: %v", shape, err)
+		}
+		v, err := float64Values(t)
+		return v, int(shape[len(shape)-1]), err
+	}
+	if p, kp, err = rowsOf(pred); err != nil {
+		return nil, nil, 0, 0, false, err
+	}
+	if y, ky, err = rowsOf(tgt); err != nil {
+		return nil, nil, 0, 0, false, err
+	}
+	return p, y, kp, ky, true, nil
 }
 
 func (e *MultiTaskEvaluator) addVA(out Outputs, b *Batch) error {
-	tgt, ok := b.Targets[TargetVA]
-	pred, okp := out[OutputVA]
-	if !ok || tgt == nil || !okp || pred == nil {
-		return nil
-	}
-	pred, err := matchTime(pred, tgt, false)
-	if err != nil {
-		return err
-	}
-	defer pred.Drop()
-	p, kp, err := hostRows(pred)
-	if err != nil {
-		return err
-	}
-	y, ky, err := hostRows(tgt)
-	if err != nil {
+	p, y, kp, ky, ok, err := hostPair(out, b, OutputVA, TargetVA)
+	if !ok || err != nil {
 		return err
 	}
 	if kp != 2 || ky != 2 || len(p) != len(y) {
@@ -561,21 +568,9 @@ func (e *MultiTaskEvaluator) addExpr(out Outputs, b *Batch) error {
 		return err
 	}
 	defer pred.Drop()
-	am, err := pred.Argmax([]int64{-1}, false, false)
+	preds, trues, err := argmaxAndLabels(pred, tgt)
 	if err != nil {
 		return err
-	}
-	preds, err := int64Values(am)
-	am.Drop()
-	if err != nil {
-		return err
-	}
-	trues, err := int64Values(tgt)
-	if err != nil {
-		return err
-	}
-	if len(preds) != len(trues) {
-		return fmt.Errorf("evaluate: %d expression predictions for %d labels", len(preds), len(trues))
 	}
 	C := len(e.st.Confusion)
 	for i, y := range trues {
@@ -596,22 +591,8 @@ func (e *MultiTaskEvaluator) addExpr(out Outputs, b *Batch) error {
 }
 
 func (e *MultiTaskEvaluator) addAU(out Outputs, b *Batch) error {
-	tgt, ok := b.Targets[TargetAU]
-	pred, okp := out[OutputAU]
-	if !ok || tgt == nil || !okp || pred == nil {
-		return nil
-	}
-	pred, err := matchTime(pred, tgt, false)
-	if err != nil {
-		return err
-	}
-	defer pred.Drop()
-	p, kp, err := hostRows(pred)
-	if err != nil {
-		return err
-	}
-	y, ky, err := hostRows(tgt)
-	if err != nil {
+	p, y, kp, ky, ok, err := hostPair(out, b, OutputAU, TargetAU)
+	if !ok || err != nil {
 		return err
 	}
 	if kp != ky || kp != len(e.st.AU) || len(p) != len(y) {

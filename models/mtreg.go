@@ -162,17 +162,22 @@ func deref(p *float64, def float64) float64 {
 	return *p
 }
 
-func setMTVGG(c *MTVGGConfig, o mtOptions) {
+// setShared applies the options every family has to the given fields.
+func setShared(o mtOptions, hidden *int64, fcLayers *int, dropout *float64, vaAct *string) {
 	if o.Hidden != 0 {
-		c.Hidden = o.Hidden
+		*hidden = o.Hidden
 	}
 	if o.FCLayers != 0 {
-		c.FCLayers = o.FCLayers
+		*fcLayers = o.FCLayers
 	}
-	c.Dropout = deref(o.Dropout, c.Dropout)
+	*dropout = deref(o.Dropout, *dropout)
 	if o.VAActivation != "" {
-		c.VAActivation = o.VAActivation
+		*vaAct = o.VAActivation
 	}
+}
+
+func setMTVGG(c *MTVGGConfig, o mtOptions) {
+	setShared(o, &c.Hidden, &c.FCLayers, &c.Dropout, &c.VAActivation)
 	if o.GRUHidden != 0 {
 		c.GRUHidden = o.GRUHidden
 	}
@@ -189,16 +194,7 @@ func setMTVGG(c *MTVGGConfig, o mtOptions) {
 }
 
 func setMTArc(c *MTArcConfig, o mtOptions) {
-	if o.Hidden != 0 {
-		c.Hidden = o.Hidden
-	}
-	if o.FCLayers != 0 {
-		c.FCLayers = o.FCLayers
-	}
-	c.Dropout = deref(o.Dropout, c.Dropout)
-	if o.VAActivation != "" {
-		c.VAActivation = o.VAActivation
-	}
+	setShared(o, &c.Hidden, &c.FCLayers, &c.Dropout, &c.VAActivation)
 	if o.S != 0 {
 		c.S = o.S
 	}
