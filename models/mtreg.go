@@ -210,20 +210,30 @@ func loadPretrained(vs *nn.VarStore, file, into string, rename func(string) stri
 	if file == "" {
 		return nil
 	}
+	sd, err := ReadStateDict(file)
+	if err != nil {
+		return err
+	}
+	defer sd.Drop()
+	_, err = loadBackbone(vs, sd, into, rename)
+	return err
+}
+
+// loadBackbone is loadPretrained on a state dict in memory.
+func loadBackbone(vs *nn.VarStore, sd *StateDict, into string, rename func(string) string) (*LoadReport, error) {
 	have := map[string]bool{}
 	for n := range vs.Variables() {
 		if rest, ok := strings.CutPrefix(n, into+"."); ok {
 			have[rest] = true
 		}
 	}
-	_, err := LoadCheckpoint(vs, file, LoadOptions{Into: into, Rename: func(k string) string {
+	return LoadStateDict(vs, sd, LoadOptions{Into: into, Rename: func(k string) string {
 		k = rename(k)
 		if !have[k] {
 			return "" // reported as ignored
 		}
 		return k
 	}})
-	return err
 }
 
 // MTModel is one of the five multi-task models as a fer.Model: input 0
