@@ -5,6 +5,7 @@ import (
 	"sort"
 	"strings"
 
+	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/fer"
 	"github.com/fer-research/fer/fer/autocast"
 	"github.com/fer-research/fer/fer/optim"
@@ -38,6 +39,8 @@ var Models = []ModelInfo{
 	{"effnet_b2", 8, 112, 0, "adam", "timm tf_efficientnet_b2 layout (TF 'same' padding), 7-way classifier; Adam (RMFER wraps it in SAM: one plain Adam step is timed)"},
 	{"stt", 2, 112, 16, "sgd", "STT: ResNet-18 to stage 3, 4 joint spatial+temporal blocks (D 512, 8 heads), drop-path 0.1; SGD momentum (Former-DFER recipe)"},
 	{"smallcnn", 32, 48, 0, "sgd", "fer's demo SmallCNN (width 32, dropout 0.2); SGD momentum (fer default)"},
+	{"mt-vgg-rnn", 2, 64, 8, "adam", "MT-VGG-RNN on a sequence batch: VGG-16 conv + fc6 4096 per frame → 2-layer GRU(128) → 17-unit head per frame; multi-task loss (1 − mean CCC + CE + BCE); Adam (configs/mt-vgg-rnn_affwild2.yaml)"},
+	{"mt-arcres", 8, 112, 0, "adam", "MT-ArcRes: ResNet-50 → VA/AU head + ArcFace expression head (s 64, m 0.5); multi-task loss; Adam (configs/mt-arcres_affwild2.yaml)"},
 }
 
 // LookupModel returns the entry called name.
@@ -155,7 +158,26 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 		}
 	}()
 	classes := int64(cfg.Classes)
+	multiTask := false
 	switch info.Name {
+	case "mt-vgg-rnn":
+		c := models.DefaultMTVGGConfig(true)
+		c.NumClasses = classes
+		net, err := models.NewMTVGG(vs.Root(), c)
+		if err != nil {
+			return nil, err
+		}
+		t.Model = &models.MTModel{Name: info.Name, VGGNet: net, VS: vs, AUs: data.AffWild2AUs}
+		t.Loss, multiTask = fer.MultiTaskLoss{WVA: 1, WExpr: 1, WAU: 1}, true
+	case "mt-arcres":
+		c := models.DefaultMTArcConfig("resnet50")
+		c.NumClasses = classes
+		net, err := models.NewMTArc(vs.Root(), c)
+		if err != nil {
+			return nil, err
+		}
+		t.Model = &models.MTModel{Name: info.Name, ArcNet: net, VS: vs, AUs: data.AffWild2AUs}
+		t.Loss, multiTask = fer.MultiTaskLoss{WVA: 1, WExpr: 1, WAU: 1, ArcFace: net.ArcFace()}, true
 	case "stt":
 		if cfg.Height != cfg.Width {
 			return nil, fmt.Errorf("bench stt: frames must be square, got %dx%d", cfg.Height, cfg.Width)
@@ -224,7 +246,46 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 		return nil, fmt.Errorf("bench %s: labels: %w", cfg.Model, err)
 	}
 	t.Batch = &fer.Batch{Inputs: []*ts.Tensor{x}, Targets: map[string]*ts.Tensor{fer.TargetLabel: y}, Size: cfg.Batch}
+	if multiTask {
+		if err := t.multiTaskTargets(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// multiTaskTargets replaces the batch's labels with per-frame multi-task
+// targets (every frame labelled): labels, valence/arousal U(−1, 1), AUs
+// 0/1, [B] or [B, Frames] as the input, as torch_bench.py makes them.
+func (t *Target) multiTaskTargets() error {
+	lead := []int64{int64(t.Cfg.Batch)}
+	if t.Cfg.Frames > 0 {
+		lead = append(lead, int64(t.Cfg.Frames))
+	}
+	dev := t.Cfg.Device
+	y, err := ts.Randint(int64(t.Cfg.Classes), lead, gotch.Int64, dev)
+	if err != nil {
+		return err
+	}
+	t.Batch.Targets[fer.TargetLabel].Drop()
+	t.Batch.Targets[fer.TargetLabel] = y
+	va, err := ts.Rand(append(append([]int64{}, lead...), 2), gotch.Float, dev)
+	if err == nil {
+		va, err = va.MulScalar(ts.FloatScalar(2), true)
+	}
+	if err == nil {
+		va, err = va.AddScalar(ts.FloatScalar(-1), true)
+	}
+	if err != nil {
+		return err
+	}
+	t.Batch.Targets[fer.TargetVA] = va
+	au, err := ts.Randint(2, append(append([]int64{}, lead...), int64(len(data.AffWild2AUs))), gotch.Float, dev)
+	if err != nil {
+		return err
+	}
+	t.Batch.Targets[fer.TargetAU] = au
+	return nil
 }
 
 // ItemsPerStep is the number of samples one step processes.

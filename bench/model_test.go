@@ -17,6 +17,7 @@ func gradEnabled() bool { return int32(lib.AtGradSetEnabled(1)) == 1 }
 // classes (torch_bench.py's build_model, torch 1.13 / torchvision 0.14).
 var torchParams = map[string]int64{
 	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319,
+	"mt-arcres": 23542858, // MT-VGG-RNN's 119,203,281 is checked without allocating in models.TestMTParamCounts
 }
 
 func TestTargetsMatchPyTorchParameterCounts(t *testing.T) {
@@ -94,6 +95,28 @@ func evalLoss(t *testing.T, sc *fer.StepContext, tg *Target) float64 {
 	out.Drop()
 	lv.Drop()
 	return loss
+}
+
+// The multi-task targets train with the multi-task loss on per-frame
+// targets.
+func TestMultiTaskTargetTrains(t *testing.T) {
+	lockThread(t)
+	tg, err := NewTarget(TargetConfig{Model: "mt-arcres", Batch: 2, Height: 32, Width: 32, Device: gotch.CPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	for _, k := range []string{fer.TargetLabel, fer.TargetVA, fer.TargetAU} {
+		if _, err := tg.Batch.Target(k); err != nil {
+			t.Fatal(err)
+		}
+	}
+	if err := tg.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	if err := tg.Forward(); err != nil {
+		t.Fatal(err)
+	}
 }
 
 func TestNewTargetRejectsBadInput(t *testing.T) {

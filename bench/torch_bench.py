@@ -28,7 +28,10 @@ What is timed, matching fer's side (bench/model.go, bench/data.go):
 The models: torchvision resnet18/resnet50/vgg16; IR-50 and EfficientNet-B2
 are imported from models/testdata/make_fixtures.py (the reference modules of
 fer's backbone tests); SmallCNN and STT are written below after fer's
-models/smallcnn.go and models/stt.go ("joint" attention, the default).
+models/smallcnn.go and models/stt.go ("joint" attention, the default);
+MT-VGG-RNN and MT-ArcRes after models/mtvgg.go and models/mtarc.go, trained
+with the multi-task loss of fer/multitask.go (1 - mean CCC + CE or ArcFace
++ BCE) on per-frame targets, every frame labelled.
 """
 import argparse
 import json
@@ -226,6 +229,84 @@ class WithHead(nn.Module):
         return self.head(self.backbone(x))
 
 
+# ------------------------------------------------ Aff-Wild2 multi-task ----
+class MTVGGRNN(nn.Module):
+    """models/mtvgg.go with its MT-VGG-RNN defaults: VGG-16 conv stack,
+    adaptive 7x7 pool, fc6 4096 + ReLU, dropout 0.5, 2-layer GRU(128),
+    head 2 + C + 8 per frame (va tanh)."""
+
+    def __init__(self, classes=7, aus=8, hidden=4096, gru=128):
+        super().__init__()
+        self.features = torchvision.models.vgg16().features
+        self.fc6 = nn.Linear(512 * 7 * 7, hidden)
+        self.gru = nn.GRU(hidden, gru, num_layers=2, batch_first=True)
+        self.head = nn.Linear(gru, 2 + classes + aus)
+        self.classes = classes
+
+    def forward(self, x):
+        B, T = x.shape[:2]
+        h = self.features(x.flatten(0, 1))
+        h = torch.flatten(F.adaptive_avg_pool2d(h, 7), 1)
+        h = F.dropout(F.relu(self.fc6(h)), 0.5, self.training)
+        h, _ = self.gru(h.reshape(B, T, -1))
+        y = self.head(h)
+        C = self.classes
+        return {"va": torch.tanh(y[..., :2]), "logits": y[..., 2:2 + C], "au": y[..., 2 + C:]}
+
+
+class MTArcRes(nn.Module):
+    """models/mtarc.go: ResNet-50 pooled features -> head 2 + 8 (va tanh,
+    AU logits) and ArcFace class centres (cosines; logits = s cos)."""
+
+    def __init__(self, classes=7, aus=8, s=64.0):
+        super().__init__()
+        self.backbone = torchvision.models.resnet50()
+        self.backbone.fc = nn.Identity()
+        self.head = nn.Linear(2048, 2 + aus)
+        self.arc = nn.Parameter(torch.empty(classes, 2048))
+        nn.init.xavier_uniform_(self.arc)
+        self.s = s
+
+    def forward(self, x):
+        f = self.backbone(x)
+        y = self.head(f)
+        cos = F.linear(F.normalize(f), F.normalize(self.arc))
+        return {"va": torch.tanh(y[:, :2]), "logits": cos * self.s, "au": y[:, 2:], "cos": cos}
+
+
+def ccc(p, t):
+    mp, mt = p.mean(), t.mean()
+    vp, vt = ((p - mp) ** 2).mean(), ((t - mt) ** 2).mean()
+    cov = ((p - mp) * (t - mt)).mean()
+    return 2 * cov / (vp + vt + (mp - mt) ** 2 + 1e-8)
+
+
+def arcface_logits(cos, y, s=64.0, m=0.5):
+    """losses/arcface.go (the arcface-pytorch ArcMarginProduct formula)."""
+    sine = (1 - cos * cos).clamp(1e-7, 1).sqrt()
+    phi = cos * math.cos(m) - sine * math.sin(m)
+    phi = torch.where(cos > math.cos(math.pi - m), phi, cos - math.sin(math.pi - m) * m)
+    onehot = F.one_hot(y, cos.shape[-1]).to(cos.dtype)
+    return s * (cos + onehot * (phi - cos))
+
+
+def mt_loss(out, t):
+    va, ty = out["va"].reshape(-1, 2), t["va"].reshape(-1, 2)
+    l_va = 1 - (ccc(va[:, 0], ty[:, 0]) + ccc(va[:, 1], ty[:, 1])) / 2
+    y = t["label"].reshape(-1)
+    if "cos" in out:
+        z = arcface_logits(out["cos"].reshape(y.shape[0], -1), y)
+    else:
+        z = out["logits"].reshape(y.shape[0], -1)
+    l_ex = F.cross_entropy(z, y)
+    au = out["au"].reshape(-1, out["au"].shape[-1])
+    l_au = F.binary_cross_entropy_with_logits(au, t["au"].reshape(au.shape))
+    return l_va + l_ex + l_au
+
+
+MT_MODELS = ("mt-vgg-rnn", "mt-arcres")
+
+
 def build_model(name, classes, frames, size, width=24):
     if name == "resnet18":
         return torchvision.models.resnet18(num_classes=classes)
@@ -241,7 +322,11 @@ def build_model(name, classes, frames, size, width=24):
         return SmallCNN(classes, width)
     if name == "stt":
         return STT(classes, frames=frames, image_size=size)
-    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn)" % name)
+    if name == "mt-vgg-rnn":
+        return MTVGGRNN(classes)
+    if name == "mt-arcres":
+        return MTArcRes(classes)
+    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres)" % name)
 
 
 # -------------------------------------------------------------- memory ----
@@ -283,6 +368,13 @@ class ModelBench:
         shape = (b, frames, 3, h, w) if frames > 0 else (b, 3, h, w)
         self.x = torch.randn(*shape, device=self.device)
         self.y = torch.randint(0, int(req.get("classes", 7)), (b,), device=self.device)
+        self.mt = None
+        if name in MT_MODELS:
+            # per-frame targets, every frame labelled (bench/model.go)
+            lead = (b, frames) if frames > 0 else (b,)
+            self.mt = {"label": torch.randint(0, int(req.get("classes", 7)), lead, device=self.device),
+                       "va": torch.rand(*lead, 2, device=self.device) * 2 - 1,
+                       "au": torch.randint(0, 2, lead + (8,), device=self.device).float()}
         if req["optimizer"] == "sgd":
             o = req["sgd"]
             self.opt = torch.optim.SGD(self.model.parameters(), lr=o["lr"], momentum=o["momentum"], weight_decay=o["weight_decay"])
@@ -311,7 +403,7 @@ class ModelBench:
         self.opt.zero_grad(set_to_none=False)  # fer zeroes in place, as torch 1.13's default
         with self.autocast():
             out = self.model(self.x)
-            loss = F.cross_entropy(out, self.y)
+            loss = mt_loss(out, self.mt) if self.mt is not None else F.cross_entropy(out, self.y)
         loss.item()  # fer reads the loss every step
         if self.scaler is not None:
             self.scaler.scale(loss).backward()

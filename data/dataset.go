@@ -43,6 +43,26 @@ type Sample struct {
 	Data []float32
 	// Shape is the shape of Data.
 	Shape []int
+	// Extra holds further named arrays of the sample (a second model
+	// input, per-frame targets: Aff-Wild2's "va", "au", "label",
+	// "audio"); every sample of a batch must have the same names and
+	// shapes. Nil for single-input, single-label data sets.
+	Extra map[string]Array
+}
+
+// Array is a float32 or int64 array with its shape (one of F32/I64 set).
+type Array struct {
+	F32   []float32
+	I64   []int64
+	Shape []int
+}
+
+// Len is the number of elements.
+func (a Array) Len() int {
+	if a.I64 != nil {
+		return len(a.I64)
+	}
+	return len(a.F32)
 }
 
 // DFEWClasses are the 7 DFEW (and AFEW, in Former-DFER's order) classes:

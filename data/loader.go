@@ -103,6 +103,9 @@ type Batch struct {
 	// IDs name the samples; Indices are their data-set indices.
 	IDs     []string
 	Indices []int
+	// Extra are the samples' Extra arrays stacked: shape [B] followed by
+	// the per-sample shape.
+	Extra map[string]Array
 }
 
 // Size is the number of samples B.
@@ -127,7 +130,45 @@ func stack(samples []Sample, idx []int) (*Batch, error) {
 		b.Labels[j] = int64(s.Label)
 		b.IDs[j] = s.ID
 	}
+	if err := stackExtra(b, samples); err != nil {
+		return nil, err
+	}
 	return b, nil
+}
+
+// stackExtra stacks the samples' Extra arrays into b.Extra.
+func stackExtra(b *Batch, samples []Sample) error {
+	first := samples[0]
+	if len(first.Extra) == 0 {
+		for _, s := range samples {
+			if len(s.Extra) > 0 {
+				return fmt.Errorf("sample %s has extra arrays but sample %s of the same batch has none", s.ID, first.ID)
+			}
+		}
+		return nil
+	}
+	b.Extra = map[string]Array{}
+	for name, a := range first.Extra {
+		out := Array{Shape: append([]int{len(samples)}, a.Shape...)}
+		for _, s := range samples {
+			x, ok := s.Extra[name]
+			if !ok || !slices.Equal(x.Shape, a.Shape) || (x.I64 == nil) != (a.I64 == nil) || x.Len() != a.Len() {
+				return fmt.Errorf("sample %s: extra %q does not match sample %s's (shape %v)", s.ID, name, first.ID, a.Shape)
+			}
+			if a.I64 != nil {
+				out.I64 = append(out.I64, x.I64...)
+			} else {
+				out.F32 = append(out.F32, x.F32...)
+			}
+		}
+		b.Extra[name] = out
+	}
+	for _, s := range samples {
+		if len(s.Extra) != len(first.Extra) {
+			return fmt.Errorf("sample %s has %d extra arrays, sample %s %d", s.ID, len(s.Extra), first.ID, len(first.Extra))
+		}
+	}
+	return nil
 }
 
 // LoadBatch loads the samples at idx with up to workers goroutines and

@@ -68,6 +68,10 @@ type CheckpointMeta struct {
 	InputShape []int64  `json:"input_shape,omitempty"`
 	ElapsedS   float64  `json:"elapsed_s"`
 	SavedAt    string   `json:"saved_at"`
+
+	// AUs name the action units of the "au" target the model was
+	// trained on (multi-task models).
+	AUs []string `json:"aus,omitempty"`
 }
 
 // TrainAccum is the running training statistics of an epoch.

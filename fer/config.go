@@ -70,6 +70,12 @@ type Config struct {
 	// Aux is an optional second, unlabelled data stream drawn beside
 	// every training batch (aux.go).
 	Aux AuxConfig `yaml:"aux,omitempty"`
+
+	// Init starts a new run from the weights of another run's checkpoint
+	// (re-training on another data set): matching variables are copied,
+	// heads whose shape or classes changed are re-initialised and listed
+	// (InitFromCheckpoint). Ignored by --resume.
+	Init string `yaml:"init,omitempty"`
 }
 
 // ModelConfig names a registered model and its options.

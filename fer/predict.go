@@ -138,11 +138,31 @@ func LoadRun(ckpt string, overrides ...string) (*Run, *CheckpointMeta, error) {
 	if err != nil {
 		return nil, nil, err
 	}
-	r, err := BuildRun(cfg)
+	dev, err := ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, nil, err
+	}
+	data, err := OpenDataset(cfg.Data, cfg.Seed)
+	if err != nil {
+		return nil, nil, err
+	}
+	// the model has the classes and AUs it was trained with; another
+	// data set's are matched to them by name (classmap.go)
+	classes, aus := lc.Meta.Classes, lc.Meta.AUs
+	if len(classes) == 0 {
+		classes = data.Classes
+	}
+	if len(aus) == 0 {
+		aus = data.AUs
+	}
+	r, err := buildRun(cfg, dev, data, classes, aus)
 	if err != nil {
 		return nil, nil, err
 	}
 	if err := lc.LoadWeights(r.Model.VarStore()); err != nil {
+		return nil, nil, err
+	}
+	if err := mapRun(r, lc.Meta.Classes, lc.Meta.AUs); err != nil {
 		return nil, nil, err
 	}
 	m := lc.Meta

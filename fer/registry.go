@@ -19,6 +19,9 @@ type ModelSpec struct {
 	// InputShape is one sample's input shape from the data set, e.g.
 	// {3,112,112} or {16,3,112,112}.
 	InputShape []int64
+	// AUs name the action units of the data set's "au" target (nil when
+	// it has none); multi-task models size their AU output by it.
+	AUs []string
 	// Options are the model's options from the config; decode them with
 	// DecodeOptions into the constructor's options struct.
 	Options map[string]any
@@ -34,6 +37,9 @@ type Splits struct {
 	Classes []string
 	// InputShape is one sample's model input shape.
 	InputShape []int64
+	// AUs name the columns of the "au" target, nil if the data set has
+	// none.
+	AUs []string
 	// ImageInput turns one image into one sample's model input (C×H×W
 	// float32, shape InputShape) exactly as the test split does, for
 	// `fercli predict`. Nil when the data set cannot take single images.
@@ -160,7 +166,7 @@ func NewModel(vs *nn.VarStore, spec ModelSpec) (Model, error) {
 	if err != nil {
 		return nil, err
 	}
-	m, err := buildModel(f, vs, spec)
+	m, err := callFactory(f, vs, spec)
 	if err != nil {
 		if IsOutOfMemory(err) {
 			return nil, fmt.Errorf("model %s: %w: its parameters do not fit in memory; make it smaller (model.options: %s)", spec.Name, err, formatOptions(spec.Options))
@@ -170,7 +176,9 @@ func NewModel(vs *nn.VarStore, spec ModelSpec) (Model, error) {
 	return m, nil
 }
 
-func buildModel(f ModelFactory, vs *nn.VarStore, spec ModelSpec) (m Model, err error) {
+// callFactory runs a model constructor, turning a libtorch failure
+// inside it into an error.
+func callFactory(f ModelFactory, vs *nn.VarStore, spec ModelSpec) (m Model, err error) {
 	defer CatchTorch(&err, "build")
 	return f(vs, spec)
 }

@@ -22,6 +22,10 @@ type Run struct {
 	NewEvaluator func() Evaluator
 	// Aux is the second data stream of cfg.Aux (nil without one).
 	Aux *AuxStream
+	// Cross is set when a checkpoint is evaluated on a data set whose
+	// classes or AUs differ from the ones it was trained on (LoadRun):
+	// the model's outputs and the data set's targets are matched by name.
+	Cross *CrossDataset
 }
 
 // BuildRun opens cfg's data set and builds cfg's model on cfg's device,
@@ -29,7 +33,14 @@ type Run struct {
 // function of the seed. The model's LossProvider / EvaluatorProvider are
 // used when it has them; otherwise cross-entropy and classification
 // metrics.
+//
+// With cfg.Init set and no model options in cfg, the model options come
+// from the init checkpoint's stored config (same model), so --init needs
+// no copy of them; cfg is updated and the run stores them.
 func BuildRun(cfg *Config) (*Run, error) {
+	if err := initModelOptions(cfg); err != nil {
+		return nil, err
+	}
 	dev, err := ParseDevice(cfg.Device)
 	if err != nil {
 		return nil, err
@@ -38,11 +49,18 @@ func BuildRun(cfg *Config) (*Run, error) {
 	if err != nil {
 		return nil, err
 	}
+	return buildRun(cfg, dev, data, data.Classes, data.AUs)
+}
+
+// buildRun builds the model for the given classes and AUs (those of the
+// data set, or a checkpoint's) with its loss and evaluator.
+func buildRun(cfg *Config, dev gotch.Device, data *Splits, classes, aus []string) (*Run, error) {
 	r := &Run{Cfg: cfg, Device: dev, Data: data}
+	var err error
 	if r.Aux, err = NewAuxStream(cfg.Aux, cfg.Seed); err != nil {
 		return nil, err
 	}
-	if r.Model, err = BuildModel(cfg, data, dev); err != nil {
+	if r.Model, err = buildModel(cfg, data, dev, classes, aus); err != nil {
 		return nil, err
 	}
 	if lp, ok := r.Model.(LossProvider); ok {
@@ -64,16 +82,20 @@ func BuildRun(cfg *Config) (*Run, error) {
 // BuildModel builds cfg's model for data on dev, after seeding libtorch
 // with cfg.Seed.
 func BuildModel(cfg *Config, data *Splits, dev gotch.Device) (Model, error) {
+	return buildModel(cfg, data, dev, data.Classes, data.AUs)
+}
+
+func buildModel(cfg *Config, data *Splits, dev gotch.Device, classes, aus []string) (Model, error) {
 	SeedTorch(cfg.Seed)
 	vs := nn.NewVarStore(dev)
-	return NewModel(vs, ModelSpec{Name: cfg.Model.Name, NumClasses: len(data.Classes),
-		InputShape: data.InputShape, Options: cfg.Model.Options})
+	return NewModel(vs, ModelSpec{Name: cfg.Model.Name, NumClasses: len(classes),
+		InputShape: data.InputShape, AUs: aus, Options: cfg.Model.Options})
 }
 
 // Trainer returns a Trainer for the run's training and validation splits.
 func (r *Run) Trainer() *Trainer {
 	return &Trainer{Cfg: r.Cfg, Model: r.Model, Loss: r.Loss, Train: r.Data.Train, Val: r.Data.Val,
-		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape, Aux: r.Aux}
+		NewEvaluator: r.NewEvaluator, Device: r.Device, Classes: r.Data.Classes, InputShape: r.Data.InputShape, Aux: r.Aux, AUs: r.Data.AUs}
 }
 
 // SplitDrops is one split's dropped samples.

@@ -8,14 +8,6 @@ import (
 	"github.com/fer-research/fer/fer/internal/torchx"
 )
 
-// Output names of the multi-task models (Aff-Wild2 family), read by
-// Score when a model has them.
-const (
-	// OutputVA is the float [B,2] valence and arousal.
-	OutputVA = TargetVA
-	// OutputAU is the float [B,NumAUs] action-unit scores (logits).
-	OutputAU = TargetAU
-)
 
 // Scores are a model's outputs for a batch of inputs, on the host.
 type Scores struct {
@@ -96,7 +88,7 @@ func (r *Run) Score(x []float32, n int) (*Scores, error) {
 	if c != len(r.Data.Classes) || len(probs) != n*c {
 		return nil, fmt.Errorf("model gives %d scores per input, the data set has %d classes", c, len(r.Data.Classes))
 	}
-	s := &Scores{Probs: rows(probs, n), Top: make([]int, n)}
+	s := &Scores{Probs: splitRows(probs, n), Top: make([]int, n)}
 	for i, p := range s.Probs {
 		for k := range p {
 			if p[k] > p[s.Top[i]] {
@@ -108,19 +100,19 @@ func (r *Run) Score(x []float32, n int) (*Scores, error) {
 		if len(va) != 2*n {
 			return nil, fmt.Errorf("model's %q output has %d values for %d inputs, want 2 each", OutputVA, len(va), n)
 		}
-		s.VA = rows(va, n)
+		s.VA = splitRows(va, n)
 	}
 	if au != nil {
 		if len(au)%n != 0 {
 			return nil, fmt.Errorf("model's %q output has %d values for %d inputs", OutputAU, len(au), n)
 		}
-		s.AU = rows(au, n)
+		s.AU = splitRows(au, n)
 	}
 	return s, nil
 }
 
-// rows splits v into n equal rows.
-func rows(v []float64, n int) [][]float64 {
+// splitRows splits v into n equal rows.
+func splitRows(v []float64, n int) [][]float64 {
 	out := make([][]float64, n)
 	c := len(v) / n
 	for i := range out {

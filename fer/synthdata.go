@@ -37,6 +37,10 @@ type SynthOptions struct {
 	Shift   int  `yaml:"shift"`
 	// Normalize is "imagenet" (torchvision mean/std) or "none" ([0,1]).
 	Normalize string `yaml:"normalize"`
+	// FrameTargets (clips only) gives per-frame targets label [B,T],
+	// va [B,T,2] and au [B,T,8] from every frame's drawing, for
+	// sequence models; otherwise the clip has its apex frame's labels.
+	FrameTargets bool `yaml:"frame_targets"`
 }
 
 // DefaultSynthOptions are the options a config leaves unset (fercli demo
@@ -91,7 +95,7 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 			return nil
 		}
 		return &SynthDataset{gen: g, split: split, n: n, mean: mean, std: std, frames: o.Frames,
-			augment: o.Augment, shift: o.Shift, crop: o.Crop}
+			augment: o.Augment, shift: o.Shift, crop: o.Crop, frameTargets: o.FrameTargets}
 	}
 	shape := []int64{3, int64(side), int64(side)}
 	if o.Frames > 0 {
@@ -101,6 +105,10 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 		Train: mk(0, o.TrainN), Val: mk(1, o.ValN), Test: mk(2, o.TestN),
 		Classes:    append([]string(nil), synth.Classes...),
 		InputShape: shape,
+		AUs:        append([]string(nil), synth.AUNames...),
+	}
+	if o.FrameTargets && o.Frames == 0 {
+		return nil, fmt.Errorf("frame_targets needs clips (frames > 0)")
 	}
 	input := func(img image.Image) ([]float32, error) {
 		x := synthImageInput(img, o.Size, mean, std)
@@ -145,6 +153,8 @@ type SynthDataset struct {
 	augment   bool
 	shift     int
 	crop      int
+	// frameTargets: per-frame targets [B,T,...] (SynthOptions.FrameTargets)
+	frameTargets bool
 }
 
 // Len implements Dataset.
@@ -201,6 +211,18 @@ func (d *SynthDataset) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.De
 	for j, i := range idx {
 		ids[j] = fmt.Sprintf("synth/%s/%d", splitNames[d.split], i)
 	}
+	if d.frameTargets {
+		fl, fva, fau, T, err := synth.BatchFrameTargets(samples, idx)
+		if err != nil {
+			return nil, err
+		}
+		B := int64(len(idx))
+		return NewBatch(dev, ids, [][]float32{data}, [][]int64{shape}, map[string]any{
+			TargetLabel: TensorData64{fl, []int64{B, int64(T)}},
+			TargetVA:    TensorData{fva, []int64{B, int64(T), 2}},
+			TargetAU:    TensorData{fau, []int64{B, int64(T), synth.NumAUs}},
+		})
+	}
 	return NewBatch(dev, ids, [][]float32{data}, [][]int64{shape}, map[string]any{
 		TargetLabel: labels,
 		TargetVA:    TensorData{va, []int64{int64(len(idx)), 2}},
@@ -211,6 +233,12 @@ func (d *SynthDataset) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.De
 // TensorData is a float32 buffer with its shape, for NewBatch.
 type TensorData struct {
 	Data  []float32
+	Shape []int64
+}
+
+// TensorData64 is an int64 buffer with its shape, for NewBatch.
+type TensorData64 struct {
+	Data  []int64
 	Shape []int64
 }
 
@@ -242,6 +270,8 @@ func NewBatch(dev gotch.Device, ids []string, inputs [][]float32, shapes [][]int
 		case []float32:
 			t, err = hostTensor(v, []int64{int64(len(v))}, dev)
 		case TensorData:
+			t, err = hostTensor(v.Data, v.Shape, dev)
+		case TensorData64:
 			t, err = hostTensor(v.Data, v.Shape, dev)
 		default:
 			err = fmt.Errorf("unsupported target type %T", v)

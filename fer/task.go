@@ -152,6 +152,10 @@ func NewClassificationEvaluator(numClasses int) *ClassificationEvaluator {
 // Reset implements Evaluator.
 func (e *ClassificationEvaluator) Reset() { e.C.Reset() }
 
+// Confusion returns the confusion matrix (the interface `fercli eval`
+// prints any evaluator's matrix through).
+func (e *ClassificationEvaluator) Confusion() *metrics.Confusion { return e.C }
+
 // Add implements Evaluator.
 func (e *ClassificationEvaluator) Add(out Outputs, b *Batch) error {
 	on, tn := e.Output, e.Target
@@ -169,21 +173,9 @@ func (e *ClassificationEvaluator) Add(out Outputs, b *Batch) error {
 	if err != nil {
 		return err
 	}
-	am, err := logits.Argmax([]int64{-1}, false, false)
+	preds, trues, err := argmaxAndLabels(logits, labels)
 	if err != nil {
 		return err
-	}
-	preds, err := int64Values(am)
-	am.Drop()
-	if err != nil {
-		return err
-	}
-	trues, err := int64Values(labels)
-	if err != nil {
-		return err
-	}
-	if len(preds) != len(trues) {
-		return fmt.Errorf("evaluate: %d predictions for %d labels", len(preds), len(trues))
 	}
 	for i := range trues {
 		if trues[i] == -1 {
@@ -197,6 +189,27 @@ func (e *ClassificationEvaluator) Add(out Outputs, b *Batch) error {
 		}
 	}
 	return nil
+}
+
+// argmaxAndLabels copies the argmax over the last dimension of scores and
+// the labels to the host, checking that they pair up.
+func argmaxAndLabels(scores, labels *ts.Tensor) (preds, trues []int64, err error) {
+	am, err := scores.Argmax([]int64{-1}, false, false)
+	if err != nil {
+		return nil, nil, err
+	}
+	preds, err = int64Values(am)
+	am.Drop()
+	if err != nil {
+		return nil, nil, err
+	}
+	if trues, err = int64Values(labels); err != nil {
+		return nil, nil, err
+	}
+	if len(preds) != len(trues) {
+		return nil, nil, fmt.Errorf("evaluate: %d predictions for %d labels", len(preds), len(trues))
+	}
+	return preds, trues, nil
 }
 
 // Metrics implements Evaluator.

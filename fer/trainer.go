@@ -59,9 +59,11 @@ type Trainer struct {
 	// DefaultStep).
 	Stepper Stepper
 	Device  gotch.Device
-	// Classes and InputShape are stored in checkpoints for predict.
+	// Classes, InputShape and AUs are stored in checkpoints for predict
+	// and cross-database evaluation.
 	Classes    []string
 	InputShape []int64
+	AUs        []string
 	// Out receives the per-epoch log lines (default os.Stdout); Progress
 	// draws a progress bar on stderr (default: when stderr is a terminal).
 	Out      io.Writer
@@ -186,7 +188,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		return nil, err
 	}
 	t.meta = CheckpointMeta{Model: cfg.Model.Name, Seed: cfg.Seed, BestKey: bestKey,
-		Config: string(cfgYAML), Classes: t.Classes, InputShape: t.InputShape}
+		Config: string(cfgYAML), Classes: t.Classes, InputShape: t.InputShape, AUs: t.AUs}
 
 	var trainEval Evaluator
 	if t.NewEvaluator != nil {
@@ -216,6 +218,13 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 				return nil, err
 			}
 		}
+	}
+	if cfg.Init != "" && !resume {
+		rep, err := InitFromCheckpoint(t.Model, cfg.Init, t.Classes)
+		if err != nil {
+			return nil, err
+		}
+		fmt.Fprintln(t.Out, rep)
 	}
 	if err := cfg.Save(t.path(ConfigFile)); err != nil {
 		return nil, err

@@ -33,6 +33,10 @@ type VGGConfig struct {
 	Hidden int64
 	// Dropout is the dropout probability after fc6 and fc7 (0.5).
 	Dropout float64
+	// FCLayers is the number of hidden fully connected layers: 2 (fc6
+	// and fc7, the default) or 1 (fc6 only, as AffWildNet's VGG-FACE-GRU:
+	// conv stack → FC 4096 → GRU).
+	FCLayers int
 }
 
 // VGG16Layers is torchvision's configuration "D" (13 convs, 5 pools).
@@ -54,7 +58,7 @@ func VGGFaceConfig() VGGConfig { return VGG16Config(2622) }
 type VGG struct {
 	// Features is the conv stack in order, torchvision's "features".
 	Features []VGGLayer
-	FC6, FC7 *Linear
+	FC6, FC7 *Linear // FC7 is nil with FCLayers 1
 	FC8      *Linear // output layer "classifier.6"; nil without classifier
 
 	cfg VGGConfig
@@ -85,8 +89,11 @@ func newVGG(b *builder, cfg VGGConfig) (*VGG, error) {
 	if cfg.Hidden == 0 {
 		cfg.Hidden = 4096
 	}
-	if cfg.NumClasses < 0 || cfg.Dropout < 0 || cfg.Dropout >= 1 {
-		return nil, fmt.Errorf("vgg: NumClasses %d / Dropout %g out of range", cfg.NumClasses, cfg.Dropout)
+	if cfg.FCLayers == 0 {
+		cfg.FCLayers = 2
+	}
+	if cfg.NumClasses < 0 || cfg.Dropout < 0 || cfg.Dropout >= 1 || cfg.FCLayers < 1 || cfg.FCLayers > 2 || cfg.Hidden < 1 {
+		return nil, fmt.Errorf("vgg: NumClasses %d / Dropout %g / FCLayers %d / Hidden %d out of range", cfg.NumClasses, cfg.Dropout, cfg.FCLayers, cfg.Hidden)
 	}
 	m := &VGG{cfg: cfg}
 	in, idx := int64(3), 0
@@ -111,7 +118,9 @@ func newVGG(b *builder, cfg VGGConfig) (*VGG, error) {
 		return nil, fmt.Errorf("vgg: Layers has no conv")
 	}
 	m.FC6 = newLinear(b.sub("classifier.0"), lastWidth*7*7, cfg.Hidden)
-	m.FC7 = newLinear(b.sub("classifier.3"), cfg.Hidden, cfg.Hidden)
+	if cfg.FCLayers == 2 {
+		m.FC7 = newLinear(b.sub("classifier.3"), cfg.Hidden, cfg.Hidden)
+	}
 	if cfg.NumClasses > 0 {
 		m.FC8 = newLinear(b.sub("classifier.6"), cfg.Hidden, cfg.NumClasses)
 	}
@@ -140,7 +149,7 @@ func newVGG(b *builder, cfg VGGConfig) (*VGG, error) {
 // Config returns the configuration the model was built with.
 func (m *VGG) Config() VGGConfig { return m.cfg }
 
-// FeatureDim is the fc7 width (4096).
+// FeatureDim is the width of the last hidden FC layer (4096).
 func (m *VGG) FeatureDim() int64 { return m.cfg.Hidden }
 
 // NumClasses is the output layer size, 0 without it.
@@ -184,6 +193,9 @@ func (m *VGG) forward(x *ts.Tensor, train, keep bool) ([]*ts.Tensor, *ts.Tensor)
 	h = h.MustAdaptiveAvgPool2d([]int64{7, 7}, true)
 	h = h.MustFlatten(1, -1, true)
 	h = relu(step(m.FC6, h, train), true)
+	if m.FC7 == nil {
+		return stages, h
+	}
 	h = dropout(h, m.cfg.Dropout, train, true)
 	h = relu(step(m.FC7, h, train), true)
 	return stages, h

@@ -6,8 +6,10 @@ import (
 	"math"
 	"os"
 	"sort"
+	"strings"
 
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/fer/metrics"
 	"github.com/fer-research/fer/plots"
 	"github.com/urfave/cli/v2"
 )
@@ -18,9 +20,13 @@ func init() {
 		Usage:     "evaluate a checkpoint on a dataset split",
 		ArgsUsage: " ",
 		Description: `Rebuilds the model and dataset stored in the checkpoint (override them with
---data/--data-root/--set) and reports loss, accuracy (WAR), UAR and macro-F1.
+--data/--data-root/--set) and reports loss, accuracy (WAR), UAR and macro-F1;
+multi-task models also CCC of valence and arousal, per-AU F1 and the ABAW
+scores. On another data set (--data) the classes and AUs are matched by
+name, and what has no counterpart is reported.
 
-  fercli eval --ckpt runs/demo/best.ckpt --split test --confusion cm.png`,
+  fercli eval --ckpt runs/demo/best.ckpt --split test --confusion cm.png
+  fercli eval --ckpt runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic`,
 		Flags: []cli.Flag{
 			&cli.StringFlag{Name: "ckpt", Required: true, Usage: "checkpoint file (best.ckpt, last.ckpt)"},
 			&cli.StringFlag{Name: "split", Value: "test", Usage: "val or test (train also works)"},
@@ -60,6 +66,9 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	if r.Cross != nil && !c.Bool("json") {
+		fmt.Print(r.Cross.Report())
+	}
 	bs := r.Cfg.EvalBatch()
 	if n := c.Int("batch-size"); n > 0 {
 		bs = n
@@ -76,10 +85,23 @@ func evalAction(c *cli.Context) error {
 	if err != nil {
 		return err
 	}
+	cm, hasCM := e.(interface{ Confusion() *metrics.Confusion })
+	var masked map[string]int
+	if md, ok := ds.(*fer.MappedDataset); ok {
+		masked = md.Masked()
+	}
 	if c.Bool("json") {
 		out := map[string]any{"checkpoint": c.String("ckpt"), "split": c.String("split"), "epoch": meta.Epoch, "metrics": vals}
-		if ce, ok := e.(*fer.ClassificationEvaluator); ok {
-			out["per_class_accuracy"] = perClassAccuracy(ce, r.Data.Classes)
+		if hasCM && cm.Confusion().Total() > 0 {
+			out["per_class_accuracy"] = perClassAccuracy(cm.Confusion(), r.Data.Classes)
+		}
+		if r.Cross != nil {
+			cross := map[string]any{"left_out": masked}
+			if r.Cross.Classes != nil {
+				cross["classes_without_counterpart"] = r.Cross.Classes.UnmatchedData
+				cross["model_classes_not_in_data"] = r.Cross.Classes.UnmatchedModel
+			}
+			out["cross_database"] = cross
 		}
 		b, _ := json.MarshalIndent(out, "", "  ")
 		fmt.Println(string(b))
@@ -93,23 +115,31 @@ func evalAction(c *cli.Context) error {
 		for _, k := range keys {
 			fmt.Printf("  %-6s %.4f\n", k, vals[k])
 		}
+		if len(masked) > 0 {
+			var parts []string
+			for _, n := range sortedNames(masked) {
+				parts = append(parts, fmt.Sprintf("%d %s", masked[n], n))
+			}
+			fmt.Printf("left out (no counterpart among the model's classes): %s\n", strings.Join(parts, ", "))
+		}
 	}
-	if ce, ok := e.(*fer.ClassificationEvaluator); ok {
+	if hasCM && cm.Confusion().Total() > 0 {
+		conf := cm.Confusion()
 		if !c.Bool("json") {
-			fmt.Print(ce.C.Format(r.Data.Classes))
+			fmt.Print(conf.Format(r.Data.Classes))
 			fmt.Println("per-class accuracy (%):")
-			acc := ce.C.PerClassAccuracy()
+			acc := conf.PerClassAccuracy()
 			for k, a := range acc {
 				name := fmt.Sprint(k)
 				if k < len(r.Data.Classes) {
 					name = r.Data.Classes[k]
 				}
-				fmt.Printf("  %-10s %6.2f  (%d samples)\n", name, 100*a, ce.C.Support()[k])
+				fmt.Printf("  %-10s %6.2f  (%d samples)\n", name, 100*a, conf.Support()[k])
 			}
 		}
 		if p := c.String("confusion"); p != "" {
 			title := fmt.Sprintf("%s on %s/%s", r.Cfg.Model.Name, r.Cfg.Data.Name, c.String("split"))
-			if err := plots.Confusion(p, ce.C, r.Data.Classes, title); err != nil {
+			if err := plots.Confusion(p, conf, r.Data.Classes, title); err != nil {
 				return err
 			}
 			fmt.Fprintf(os.Stderr, "confusion matrix: %s\n", p)
@@ -139,9 +169,9 @@ func pickSplit(s *fer.Splits, name string) (fer.Dataset, error) {
 // perClassAccuracy maps each class name to its accuracy (recall) on the
 // split; classes without samples are left out (their accuracy is NaN,
 // which JSON cannot hold).
-func perClassAccuracy(ce *fer.ClassificationEvaluator, classes []string) map[string]float64 {
+func perClassAccuracy(c *metrics.Confusion, classes []string) map[string]float64 {
 	out := map[string]float64{}
-	for k, a := range ce.C.PerClassAccuracy() {
+	for k, a := range c.PerClassAccuracy() {
 		name := fmt.Sprint(k)
 		if k < len(classes) && classes[k] != "" {
 			name = classes[k]
@@ -150,5 +180,14 @@ func perClassAccuracy(ce *fer.ClassificationEvaluator, classes []string) map[str
 			out[name] = a
 		}
 	}
+	return out
+}
+
+func sortedNames(m map[string]int) []string {
+	out := make([]string, 0, len(m))
+	for k := range m {
+		out = append(out, k)
+	}
+	sort.Strings(out)
 	return out
 }

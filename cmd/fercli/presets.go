@@ -33,6 +33,7 @@ var datasetPresets = []datasetPreset{
 	{"ferplus", "ferplus", "FERPlus"},
 	{"affectnet7", "affectnet7", "AffectNet-7"},
 	{"affectnet8", "affectnet8", "AffectNet-8"},
+	{"affwild2", "affwild2", "Aff-Wild2, ABAW layout"},
 }
 
 // presetFlags select a data set and its default config (one flag per

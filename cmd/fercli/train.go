@@ -127,6 +127,8 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train stt --dfew --data-root /data/DFEW --fold 1   # built-in configs/stt_dfew.yaml
   fercli train stt --afew --data-root /data/AFEW            # built-in configs/stt_afew.yaml
   fercli train resnet18 --rafdb --data-root /data/RAF-DB/basic   # the data set's defaults
+  fercli train mt-vgg-rnn --affwild2 --data-root /data/Aff-Wild2   # configs/mt-vgg-rnn_affwild2.yaml
+  fercli train mt-arcres --init runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. A run dir is locked while a run uses it; a new run refuses to
@@ -137,6 +139,7 @@ Datasets (data.options in README.md):
 		Flags: append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt, or from the checkpoint file given (e.g. RUN/best.ckpt); the stored config with edits of RUN/config.yaml and any --set, printed as a diff"},
 			overwriteFlag,
+			&cli.StringFlag{Name: "init", Usage: "start from the weights of another run's checkpoint (RUN/best.ckpt), e.g. pre-trained on Aff-Wild2: heads whose shape or classes change are re-initialised and listed"},
 		),
 		Action: trainAction,
 	})
@@ -157,8 +160,8 @@ func trainAction(c *cli.Context) error {
 	resume := c.String("resume")
 	var plan *fer.ResumePlan
 	if resume != "" {
-		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") {
-			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag and --fold (use --set to change a key)")
+		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") || c.IsSet("init") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag, --fold and --init (use --set to change a key)")
 		}
 		if c.Bool("overwrite") {
 			return fmt.Errorf("--resume continues a run and --overwrite starts one over: give one of them")
@@ -177,6 +180,9 @@ func trainAction(c *cli.Context) error {
 	} else {
 		if cfg, err = presetConfig(c); err != nil {
 			return err
+		}
+		if c.IsSet("init") {
+			cfg.Init = c.String("init")
 		}
 	}
 	// hold the run dir from the start: no other process may write there

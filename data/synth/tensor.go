@@ -109,6 +109,32 @@ func BatchClips(samples []Sample, idx []int, mean, std [3]float32) (data []float
 	return data, labels, []int64{int64(len(idx)), int64(T), 3, int64(H), int64(W)}, nil
 }
 
+// BatchFrameTargets returns per-frame targets of the clips
+// samples[idx...] (all with T frames): labels B×T (the clip's class on
+// every frame), va B×T×2 and au B×T×8 from each frame's FrameLabels.
+func BatchFrameTargets(samples []Sample, idx []int) (labels []int64, va, au []float32, T int, err error) {
+	for j, i := range idx {
+		if i < 0 || i >= len(samples) {
+			return nil, nil, nil, 0, fmt.Errorf("synth: batch index %d (position %d) out of range 0..%d", i, j, len(samples)-1)
+		}
+		s := &samples[i]
+		if j == 0 {
+			T = len(s.FrameLabels)
+		}
+		if len(s.FrameLabels) != T {
+			return nil, nil, nil, 0, fmt.Errorf("synth: sample %d has %d frame labels, batch started with %d", i, len(s.FrameLabels), T)
+		}
+		for _, fl := range s.FrameLabels {
+			labels = append(labels, int64(s.Label))
+			va = append(va, fl.Valence, fl.Arousal)
+			for _, a := range fl.AU {
+				au = append(au, float32(a))
+			}
+		}
+	}
+	return labels, va, au, T, nil
+}
+
 // BatchTargets returns the regression and multi-label targets of
 // samples[idx...]: va is B×2 (valence, arousal), au is B×8 (0/1 as float32,
 // AUNames order).
