@@ -68,8 +68,12 @@ type Trainer struct {
 	// OnStep is called after every optimisation step with the step
 	// number (after any checkpoint of that step).
 	OnStep func(step int)
+	// Dist is the process group of a data-parallel run (see Distributed);
+	// nil trains in this process alone.
+	Dist Distributed
 
 	opt     *optim.Optimizer
+	sync    GradSync // Dist's gradient synchroniser
 	sam     *optim.SAM
 	log     *MetricsLog
 	meta    CheckpointMeta
@@ -132,6 +136,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 	if t.Out == nil {
 		t.Out = os.Stdout
 	}
+	t.quietRanks()
 	if t.Train.Len() == 0 {
 		return nil, errors.New("trainer: the training split is empty")
 	}
@@ -168,10 +173,12 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		if err := t.restore(lastPath, trainEval); err != nil {
 			return nil, err
 		}
-		if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
-			return nil, err
+		if t.isMain() {
+			if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
+				return nil, err
+			}
 		}
-	} else {
+	} else if t.isMain() {
 		if _, err := os.Stat(lastPath); err == nil {
 			return nil, fmt.Errorf("run dir %s already holds a run (%s): continue it with --resume, or choose another run_dir", cfg.RunDir, lastPath)
 		}
@@ -179,13 +186,19 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 			return nil, err
 		}
 	}
-	if err := cfg.Save(t.path(ConfigFile)); err != nil {
+	if t.isMain() {
+		if err := cfg.Save(t.path(ConfigFile)); err != nil {
+			return nil, err
+		}
+		if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
+			return nil, err
+		}
+		defer t.log.Close()
+	}
+	if err := t.distSetup(trainEval); err != nil {
 		return nil, err
 	}
-	if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
-		return nil, err
-	}
-	defer t.log.Close()
+	defer t.closeDist()
 	t.start = time.Now()
 	t.elapsed = t.meta.ElapsedS
 
@@ -219,7 +232,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 
 // restore loads last.ckpt into the model, optimiser and counters.
 func (t *Trainer) restore(path string, trainEval Evaluator) error {
-	lc, err := LoadCheckpoint(path)
+	lc, err := t.loadCheckpoint(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--resume: %s has no %s to resume from", t.Cfg.RunDir, LastCheckpoint)
@@ -303,7 +316,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	cfg := t.Cfg
 	lr := cfg.Schedule.LR(cfg.Optimizer.LR, epoch, cfg.Epochs)
 	t.opt.SetLR(lr)
-	batches := Chunks(EpochOrder(t.Train, cfg.Seed, epoch), cfg.BatchSize, cfg.DropLast)
+	batches := t.epochBatches(epoch)
 	if len(batches) == 0 {
 		return fmt.Errorf("epoch %d: no training batch (%d samples, batch_size %d, drop_last %v)", epoch+1, t.Train.Len(), cfg.BatchSize, cfg.DropLast)
 	}
@@ -321,7 +334,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	bar := newBar(len(batches), fmt.Sprintf("epoch %d/%d", epoch+1, cfg.Epochs), t.Progress)
 	bar.Set(first)
 	sc := &StepContext{Model: t.Model, Loss: t.Loss, Opt: t.opt, SAM: t.sam,
-		ClipGradNorm: cfg.Optimizer.ClipGradNorm, Epoch: epoch + 1}
+		ClipGradNorm: cfg.Optimizer.ClipGradNorm, Epoch: epoch + 1, Sync: t.sync}
 	snapshot := func(done int) error {
 		acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
 		if trainEval != nil {
@@ -332,11 +345,21 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 			acc.Eval = st
 		}
 		t.meta.Epoch, t.meta.Batch = epoch, done
-		t.meta.Train = acc
+		// the sums over every rank in a data-parallel run
+		all, _, err := t.reduceTrain(acc, trainEval)
+		if err != nil {
+			return err
+		}
+		t.meta.Train = all
 		return t.save(t.path(LastCheckpoint))
 	}
 	for bi := first; bi < len(batches); bi++ {
-		if err := ctx.Err(); err != nil {
+		stop, err := t.stopRequested(ctx)
+		if err != nil {
+			bar.Finish()
+			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
+		}
+		if stop {
 			bar.Finish()
 			if err := snapshot(bi); err != nil {
 				return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
@@ -344,14 +367,21 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 			return &InterruptedError{Step: t.meta.Step, Epoch: epoch + 1, Checkpoint: t.path(LastCheckpoint), RunDir: cfg.RunDir}
 		}
 		idx := batches[bi]
-		b, err := t.Train.Batch(idx, true, BatchRand(cfg.Seed, epoch, bi), t.Device)
+		b, err := t.Train.Batch(idx, true, t.batchRand(epoch, bi), t.Device)
 		if err != nil {
 			bar.Finish()
 			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
 		}
 		step := t.meta.Step + 1
-		SeedTorch(StepSeed(cfg.Seed, step))
+		SeedTorch(t.stepSeed(step))
 		sc.Batch, sc.Step = bi, step
+		if t.sync != nil {
+			if err := t.sync.BeforeForward(); err != nil {
+				b.Drop()
+				bar.Finish()
+				return fmt.Errorf("epoch %d, batch %d (step %d): %w", epoch+1, bi+1, step, err)
+			}
+		}
 		r, err := stepper.Step(sc, b)
 		if err != nil {
 			b.Drop()
@@ -402,15 +432,17 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	}
 	bar.Finish()
 	acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
+	acc, evalMetrics, err := t.reduceTrain(acc, trainEval)
+	if err != nil {
+		return err
+	}
 
 	trainVals := map[string]float64{"loss": acc.LossSum / float64(acc.N), "lr": lr, "time_s": acc.TimeS}
 	for k, v := range acc.PartSums {
 		trainVals["loss/"+k] = v / float64(acc.N)
 	}
-	if trainEval != nil {
-		for k, v := range trainEval.Metrics() {
-			trainVals[k] = v
-		}
+	for k, v := range evalMetrics {
+		trainVals[k] = v
 	}
 	if err := t.log.Write(Record{Epoch: epoch + 1, Step: t.meta.Step, Split: "train", Values: trainVals}); err != nil {
 		return err
@@ -428,7 +460,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 		SeedTorch(StepSeed(cfg.Seed, -(epoch + 1)))
 		// evaluation is short: an interrupt waits for it and stops before
 		// the next batch, after the epoch-end checkpoint
-		vals, err := Evaluate(context.WithoutCancel(ctx), t.Model, t.Loss, t.Val, ev, cfg.EvalBatch(), t.Device, "val", t.Progress)
+		vals, err := t.evaluate(context.WithoutCancel(ctx), ev)
 		if err != nil {
 			return fmt.Errorf("epoch %d: evaluation: %w", epoch+1, err)
 		}
@@ -505,6 +537,9 @@ func containsStr(xs []string, s string) bool {
 }
 
 func (t *Trainer) save(path string) error {
+	if !t.isMain() {
+		return nil
+	}
 	t.meta.ElapsedS = t.elapsed + time.Since(t.start).Seconds()
 	return SaveCheckpoint(path, t.Model, t.opt, t.meta)
 }

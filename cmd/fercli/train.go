@@ -11,6 +11,7 @@ import (
 	"syscall"
 
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/fer/dist"
 	_ "github.com/fer-research/fer/models" // registers the model families
 	"github.com/urfave/cli/v2"
 )
@@ -107,15 +108,23 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train stt --afew --data-root /data/AFEW            # built-in configs/stt_afew.yaml
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
-command. Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
-		Flags: append(append(runFlags(), presetFlags()...),
+command.
+
+Data-parallel training (torch.distributed's DDP semantics; batch_size is
+per process):
+  fercli train --nproc 2 --model smallcnn --data synth --run-dir runs/dp
+  torchrun --nproc_per_node 2 --no_python --redirects 1 --tee 1 bin/fercli train ... Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
+		Flags: append(append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
-		),
+		), distFlags()...),
 		Action: trainAction,
 	})
 }
 
 func trainAction(c *cli.Context) error {
+	if launched, err := launchWorkers(c); launched {
+		return err
+	}
 	var cfg *fer.Config
 	var err error
 	resume := c.String("resume")
@@ -139,12 +148,22 @@ func trainAction(c *cli.Context) error {
 			return err
 		}
 	}
+	comm, err := joinJob(c, cfg)
+	if err != nil {
+		return err
+	}
 	r, err := fer.BuildRun(cfg)
 	if err != nil {
 		return err
 	}
-	printProtocolNote(r)
 	tr := r.Trainer()
+	if comm != nil {
+		tr.Dist = comm
+		defer comm.PG.Close()
+	}
+	if comm == nil || comm.Rank() == 0 {
+		printProtocolNote(r)
+	}
 	tr.Progress = progressFlag(c)
 	ctx, stop := signalContext()
 	defer stop()
@@ -154,7 +173,20 @@ func trainAction(c *cli.Context) error {
 		if errors.As(err, &ie) {
 			return cli.Exit("fercli: "+err.Error(), 130)
 		}
+		if errors.Is(err, dist.ErrPeerLost) {
+			// tell a launcher this rank is not where the job failed
+			return cli.Exit("fercli: "+err.Error(), dist.ExitPeerLost)
+		}
 		return err
+	}
+	if comm != nil {
+		// no rank leaves (closing its sockets) while another still reads
+		if err := comm.PG.Barrier(); err != nil {
+			return err
+		}
+		if comm.Rank() != 0 {
+			return nil
+		}
 	}
 	printResult(res)
 	return nil

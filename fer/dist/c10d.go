@@ -149,6 +149,16 @@ func (pg *ProcessGroup) Close() {
 
 var errClosed = errors.New("process group is closed")
 
+// ErrPeerLost is wrapped by the error of a collective that failed because
+// another rank closed its connection (it exited or crashed): the cause is
+// that rank's own error.
+var ErrPeerLost = errors.New("another rank has exited or lost its connection")
+
+// ExitPeerLost is the exit status of a worker that stopped because
+// another rank was lost (fercli train uses it), so a launcher can report
+// the rank that failed first.
+const ExitPeerLost = 75
+
 func (pg *ProcessGroup) check() error {
 	if pg == nil || pg.p == nil {
 		return errClosed
@@ -173,7 +183,15 @@ func handles(tensors []*ts.Tensor) (*unsafe.Pointer, C.int, func()) {
 }
 
 func (pg *ProcessGroup) errf(op string, p *C.char) error {
-	return cerr(fmt.Sprintf("rank %d: %s", pg.rank, op), p)
+	err := cerr(fmt.Sprintf("rank %d: %s", pg.rank, op), p)
+	if err != nil {
+		for _, s := range []string{"Connection closed by peer", "Connection reset by peer", "Broken pipe"} {
+			if strings.Contains(err.Error(), s) {
+				return fmt.Errorf("%w (%w: see its own error)", err, ErrPeerLost)
+			}
+		}
+	}
+	return err
 }
 
 // AllReduce reduces each tensor in place across the group: afterwards
