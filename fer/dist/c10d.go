@@ -78,6 +78,15 @@ type GlooDevice struct {
 	Hostname   string
 }
 
+// cudaDevice is the GPU an NCCL group's own buffers (metrics, checkpoint
+// bytes) go to: LOCAL_RANK's, -1 for Gloo (CPU).
+func cudaDevice(env Env, b Backend) C.int {
+	if b == NCCL {
+		return C.int(env.LocalRank)
+	}
+	return -1
+}
+
 // NewProcessGroup joins the process group described by env, as
 // torch.distributed.init_process_group(backend, init_method="env://",
 // timeout=timeout) does, so fer and PyTorch processes can be members of
@@ -107,7 +116,7 @@ func NewProcessGroup(env Env, backend Backend, dev GlooDevice, timeout time.Dura
 	defer C.free(unsafe.Pointer(host))
 	var p unsafe.Pointer
 	e := C.fer_c10d_init_process_group(addr, C.int(env.MasterPort), C.int(env.Rank), C.int(env.WorldSize),
-		cbool(env.AgentStore), C.int(env.RestartCount), b, C.int64_t(timeout.Milliseconds()), ifn, host, &p)
+		cbool(env.AgentStore), C.int(env.RestartCount), b, C.int64_t(timeout.Milliseconds()), ifn, host, cudaDevice(env, backend), &p)
 	if err := cerr(fmt.Sprintf("rank %d of %d: joining the %s process group at %s:%d (timeout %v)",
 		env.Rank, env.WorldSize, backend, env.MasterAddr, env.MasterPort, timeout), e); err != nil {
 		return nil, err

@@ -64,6 +64,9 @@ struct PG {
   c10::intrusive_ptr<c10d::Store> store;  // the store the group was built on
   c10::intrusive_ptr<c10d::ProcessGroup> pg;
   ms timeout;
+  // dev is where the helpers below put the tensors they create: the CPU
+  // for Gloo, the rank's GPU for NCCL (which reduces CUDA tensors only).
+  at::Device dev;
 };
 
 struct Reducer {
@@ -121,7 +124,7 @@ void fer_c10d_free(void* p) { std::free(p); }
 char* fer_c10d_init_process_group(const char* addr, int port, int rank, int world_size,
                                   int agent_store, int restart_count, int backend,
                                   int64_t timeout_ms, const char* gloo_ifname,
-                                  const char* gloo_host, void** out) {
+                                  const char* gloo_host, int cuda_device, void** out) {
   return guard([&] {
     ms timeout(timeout_ms);
     c10::intrusive_ptr<c10d::Store> store;
@@ -185,7 +188,8 @@ char* fer_c10d_init_process_group(const char* addr, int port, int rank, int worl
       std::this_thread::sleep_for(ms(10));
     }
     pg->setSequenceNumberForGroup();
-    *out = new PG{store, pg, timeout};
+    at::Device dev = cuda_device >= 0 ? at::Device(at::kCUDA, static_cast<c10::DeviceIndex>(cuda_device)) : at::Device(at::kCPU);
+    *out = new PG{store, pg, timeout, dev};
   });
 }
 
@@ -266,12 +270,13 @@ char* fer_c10d_barrier(void* pgp) {
 char* fer_c10d_allreduce_f64(void* pgp, double* vals, int n, int op) {
   return guard([&] {
     auto* p = static_cast<PG*>(pgp);
-    auto t = at::from_blob(vals, {n}, at::kDouble).clone();
+    auto t = at::from_blob(vals, {n}, at::kDouble).to(p->dev, /*non_blocking=*/false, /*copy=*/true);
     c10d::AllreduceOptions o;
     o.reduceOp = c10d::ReduceOp(static_cast<c10d::ReduceOp::RedOpType>(op));
     std::vector<at::Tensor> one{t};
     wait(p->pg->allreduce(one, o), p->timeout, "allreduce");
-    std::memcpy(vals, t.data_ptr<double>(), n * sizeof(double));
+    auto h = t.cpu();
+    std::memcpy(vals, h.data_ptr<double>(), n * sizeof(double));
   });
 }
 
@@ -283,14 +288,15 @@ char* fer_c10d_broadcast_bytes(void* pgp, int root, const uint8_t* data, int64_t
     auto* p = static_cast<PG*>(pgp);
     c10d::BroadcastOptions o;
     o.rootRank = root;
-    auto n = at::full({1}, len, at::kLong);
+    auto n = at::full({1}, len, at::kLong).to(p->dev);
     std::vector<at::Tensor> one{n};
     wait(p->pg->broadcast(one, o), p->timeout, "broadcast");
     int64_t size = n.item<int64_t>();
     auto buf = at::empty({size}, at::kByte);
     if (p->pg->getRank() == root && size > 0) std::memcpy(buf.data_ptr<uint8_t>(), data, size);
-    std::vector<at::Tensor> b{buf};
+    std::vector<at::Tensor> b{buf.to(p->dev)};
     if (size > 0) wait(p->pg->broadcast(b, o), p->timeout, "broadcast");
+    buf = b[0].cpu();
     *out = static_cast<uint8_t*>(std::malloc(size > 0 ? size : 1));
     if (size > 0) std::memcpy(*out, buf.data_ptr<uint8_t>(), size);
     *out_len = size;
@@ -305,8 +311,9 @@ char* fer_c10d_allgather_bytes(void* pgp, const uint8_t* data, int64_t len, uint
     auto* p = static_cast<PG*>(pgp);
     int w = p->pg->getSize();
     std::vector<std::vector<at::Tensor>> outs(1);
-    for (int r = 0; r < w; r++) outs[0].push_back(at::empty({1}, at::kLong));
-    std::vector<at::Tensor> in{at::full({1}, len, at::kLong)};
+    auto dl = at::TensorOptions().dtype(at::kLong).device(p->dev);
+    for (int r = 0; r < w; r++) outs[0].push_back(at::empty({1}, dl));
+    std::vector<at::Tensor> in{at::full({1}, len, dl)};
     wait(p->pg->allgather(outs, in), p->timeout, "allgather");
     int64_t maxLen = 0, total = 0;
     for (int r = 0; r < w; r++) {
@@ -317,9 +324,11 @@ char* fer_c10d_allgather_bytes(void* pgp, const uint8_t* data, int64_t len, uint
     auto mine = at::zeros({std::max<int64_t>(maxLen, 1)}, at::kByte);
     if (len > 0) std::memcpy(mine.data_ptr<uint8_t>(), data, len);
     std::vector<std::vector<at::Tensor>> bufs(1);
-    for (int r = 0; r < w; r++) bufs[0].push_back(at::empty({std::max<int64_t>(maxLen, 1)}, at::kByte));
-    std::vector<at::Tensor> in2{mine};
+    auto db = at::TensorOptions().dtype(at::kByte).device(p->dev);
+    for (int r = 0; r < w; r++) bufs[0].push_back(at::empty({std::max<int64_t>(maxLen, 1)}, db));
+    std::vector<at::Tensor> in2{mine.to(p->dev)};
     wait(p->pg->allgather(bufs, in2), p->timeout, "allgather");
+    for (auto& b : bufs[0]) b = b.cpu();
     *out = static_cast<uint8_t*>(std::malloc(total > 0 ? total : 1));
     int64_t off = 0;
     for (int r = 0; r < w; r++) {

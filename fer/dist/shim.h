@@ -13,7 +13,7 @@ extern "C" {
 void fer_c10d_free(void* p);
 char* fer_c10d_init_process_group(const char* addr, int port, int rank, int world_size, int agent_store,
                                   int restart_count, int backend, int64_t timeout_ms, const char* gloo_ifname,
-                                  const char* gloo_host, void** out);
+                                  const char* gloo_host, int cuda_device, void** out);
 void fer_c10d_pg_free(void* pg);
 char* fer_c10d_allreduce(void* pg, void** ts, int n, int op);
 char* fer_c10d_broadcast(void* pg, void** ts, int n, int root);
