@@ -234,13 +234,15 @@ func (t *Trainer) distSetup(trainEval Evaluator) error {
 	if err != nil {
 		return err
 	}
+	// the gradient synchroniser first (it checks that every rank built
+	// the same model), then rank 0's values
+	if t.sync, err = t.Dist.NewGradSync(params, names, buffers); err != nil {
+		return err
+	}
 	if err := torchx.NoGrad(func() error {
 		return t.Dist.BroadcastTensors(append(append([]*ts.Tensor(nil), params...), buffers...))
 	}); err != nil {
 		return fmt.Errorf("broadcasting rank 0's parameters: %w", err)
-	}
-	if t.sync, err = t.Dist.NewGradSync(params, names, buffers); err != nil {
-		return err
 	}
 	fmt.Fprintf(t.Out, "data-parallel: %d processes, batch %d per process (%d in all)\n",
 		t.Dist.WorldSize(), t.Cfg.BatchSize, t.Cfg.BatchSize*t.Dist.WorldSize())

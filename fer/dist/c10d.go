@@ -319,6 +319,17 @@ func (pg *ProcessGroup) AllReduceGradients(bucketBytes int64, params ...*ts.Tens
 	return pg.errf("gradient allreduce", C.fer_c10d_allreduce_grads(pg.p, h, n, C.int64_t(bucketBytes)))
 }
 
+// VerifyParams checks that every rank's params have rank 0's count,
+// shapes, dtypes and layouts (a model built differently on some rank).
+func (pg *ProcessGroup) VerifyParams(params ...*ts.Tensor) error {
+	if err := pg.check(); err != nil {
+		return err
+	}
+	h, n, free := handles(params)
+	defer free()
+	return pg.errf("checking the parameters against rank 0's", C.fer_c10d_verify_params(pg.p, h, n))
+}
+
 // Reducer is the c10d Reducer that torch.nn.parallel.DistributedDataParallel
 // uses: autograd hooks on the parameters' gradient accumulators copy each
 // gradient into its bucket as soon as backward produces it, and a bucket's

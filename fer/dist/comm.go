@@ -73,7 +73,12 @@ func (c *Comm) NewGradSync(params []*ts.Tensor, names []string, buffers []*ts.Te
 		bucket = DefaultBucketBytes
 	}
 	g := &gradSync{pg: c.PG, params: params, buffers: buffers, bucket: bucket, findUnused: c.FindUnused}
-	if !c.AfterBackward {
+	if c.AfterBackward {
+		if err := c.PG.VerifyParams(params...); err != nil {
+			return nil, err
+		}
+	} else {
+		// the Reducer verifies the parameters itself
 		r, err := c.PG.NewReducer(params, names, bucket, DefaultFirstBucketBytes, c.FindUnused)
 		if err != nil {
 			return nil, err

@@ -395,6 +395,16 @@ char* fer_c10d_allreduce_grads(void* pgp, void** params, int n, int64_t bucket_b
   });
 }
 
+// fer_c10d_verify_params checks that every rank has as many parameters
+// as rank 0, with the same shapes, dtypes and layouts (DDP's
+// _verify_param_shape_across_processes).
+char* fer_c10d_verify_params(void* pgp, void** params, int n) {
+  return guard([&] {
+    auto* p = static_cast<PG*>(pgp);
+    c10d::verify_params_across_processes(p->pg, tensors(params, n), c10::nullopt);
+  });
+}
+
 // fer_c10d_reducer_new builds DistributedDataParallel's Reducer over the
 // n parameters (given in model order), as DDP's _ddp_init_helper does:
 // the parameters are broadcast-checked against rank 0

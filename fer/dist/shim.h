@@ -24,6 +24,7 @@ char* fer_c10d_broadcast_bytes(void* pg, int root, const uint8_t* data, int64_t 
                                int64_t* out_len);
 char* fer_c10d_allgather_bytes(void* pg, const uint8_t* data, int64_t len, uint8_t** out, int64_t* lens);
 char* fer_c10d_allreduce_grads(void* pg, void** params, int n, int64_t bucket_bytes);
+char* fer_c10d_verify_params(void* pg, void** params, int n);
 char* fer_c10d_reducer_new(void* pg, void** params, const char** names, int n, int64_t bucket_bytes,
                            int64_t first_bucket_bytes, int find_unused, void** out);
 void fer_c10d_reducer_free(void* r);

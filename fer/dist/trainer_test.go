@@ -104,14 +104,14 @@ func (m *mlp) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
 	return out
 }
 
-func newMLP(withBN bool) fer.Model {
+func newMLP(withBN bool, hidden int64) fer.Model {
 	fer.SeedTorch(11)
 	vs := nn.NewVarStore(gotch.CPU)
 	p := vs.Root()
-	m := &mlp{fc1: nn.NewLinear(p.Sub("fc1"), dataD, 16, nn.DefaultLinearConfig()),
-		fc2: nn.NewLinear(p.Sub("fc2"), 16, dataC, nn.DefaultLinearConfig())}
+	m := &mlp{fc1: nn.NewLinear(p.Sub("fc1"), dataD, hidden, nn.DefaultLinearConfig()),
+		fc2: nn.NewLinear(p.Sub("fc2"), hidden, dataC, nn.DefaultLinearConfig())}
 	if withBN {
-		m.bn = nn.BatchNorm1D(p.Sub("bn"), 16, nn.DefaultBatchNormConfig())
+		m.bn = nn.BatchNorm1D(p.Sub("bn"), hidden, nn.DefaultBatchNormConfig())
 	}
 	return fer.NewClassifier(m, vs)
 }
@@ -142,7 +142,11 @@ func childTrain() error {
 	default:
 		cfg.Optimizer = fer.OptimizerConfig{Name: "sgd", LR: 0.1, Momentum: 0.9, WeightDecay: 5e-4}
 	}
-	m := newMLP(os.Getenv("FER_T_MODEL") == "bn")
+	hidden := int64(16)
+	if os.Getenv("RANK") == "1" {
+		hidden = int64(envInt("FER_T_HIDDEN_RANK1", 16))
+	}
+	m := newMLP(os.Getenv("FER_T_MODEL") == "bn", hidden)
 	tr := &fer.Trainer{Cfg: &cfg, Model: m, Train: newBlobs(dataN, 1), Val: newBlobs(valN, 2),
 		NewEvaluator: func() fer.Evaluator { return fer.NewClassificationEvaluator(dataC) }, Device: gotch.CPU}
 	rank := 0
@@ -364,6 +368,35 @@ func TestDataParallelResume(t *testing.T) {
 	}
 	if math.Abs(a[1].Values["loss"]-b[1].Values["loss"]) > 1e-6 || a[1].Values["acc"] != b[1].Values["acc"] {
 		t.Errorf("resumed epoch 2: loss %v acc %v, uninterrupted %v %v", b[1].Values["loss"], b[1].Values["acc"], a[1].Values["loss"], a[1].Values["acc"])
+	}
+}
+
+// TestDataParallelModelMismatch: a rank that built another model (here a
+// wider hidden layer) stops the job with an error saying so, in both
+// gradient modes.
+func TestDataParallelModelMismatch(t *testing.T) {
+	for _, after := range []string{"0", "1"} {
+		ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+		port := freePort(t)
+		var ps []*proc
+		for r := range 2 {
+			ps = append(ps, start(t, ctx, "train", append(rankEnv(port, r, 2), "FER_T_HIDDEN_RANK1=17", "FER_T_AFTER_BACKWARD="+after,
+				"FER_T_RUNDIR="+filepath.Join(t.TempDir(), "run"), "FER_T_OUT="+filepath.Join(t.TempDir(), "w"))))
+		}
+		var msgs []string
+		for _, p := range ps {
+			if err := p.wait(); err == nil {
+				t.Errorf("after_backward=%s: a rank succeeded with mismatched models", after)
+			} else {
+				msgs = append(msgs, err.Error())
+			}
+		}
+		cancel()
+		all := strings.Join(msgs, "\n")
+		t.Logf("after_backward=%s:\n%s", after, all)
+		if !strings.Contains(all, "checking the parameters against rank 0's") && !strings.Contains(all, "DDP reducer") {
+			t.Errorf("after_backward=%s: no rank names the model mismatch:\n%s", after, all)
+		}
 	}
 }
 
