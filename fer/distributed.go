@@ -7,10 +7,10 @@ import (
 	"math/rand/v2"
 	"os"
 	"runtime"
-	"sort"
 
 	"github.com/fer-research/fer/fer/internal/torchx"
 	"github.com/sugarme/gotch"
+	"github.com/sugarme/gotch/nn"
 	"github.com/sugarme/gotch/ts"
 )
 
@@ -230,7 +230,7 @@ func (t *Trainer) distSetup(trainEval Evaluator) error {
 			}
 		}
 	}
-	params, names, buffers, err := t.paramsAndBuffers()
+	params, names, buffers, err := SplitVariables(t.Model.VarStore())
 	if err != nil {
 		return err
 	}
@@ -249,16 +249,12 @@ func (t *Trainer) distSetup(trainEval Evaluator) error {
 	return nil
 }
 
-// paramsAndBuffers lists the model's trainable variables (in the
-// optimiser's order) and the others (buffers), both sorted by name.
-func (t *Trainer) paramsAndBuffers() (params []*ts.Tensor, names []string, buffers []*ts.Tensor, err error) {
-	vars := t.Model.VarStore().Variables()
-	all := make([]string, 0, len(vars))
-	for n := range vars {
-		all = append(all, n)
-	}
-	sort.Strings(all)
-	for _, n := range all {
+// SplitVariables returns vs's trainable variables (parameters, with their
+// names) and the others (buffers: BatchNorm running statistics), both in
+// name order, the optimiser's order.
+func SplitVariables(vs *nn.VarStore) (params []*ts.Tensor, names []string, buffers []*ts.Tensor, err error) {
+	vars := vs.Variables()
+	for _, n := range sortedKeys(vars) {
 		v := vars[n]
 		rg, err := v.RequiresGrad()
 		if err != nil {

@@ -180,8 +180,12 @@ func benchDistSteps(c *cli.Context, pg *dist.ProcessGroup) (map[string][3]float6
 		comm := &dist.Comm{PG: pg, AfterBackward: mode == "after-backward"}
 		var sync fer.GradSync
 		if mode != "local" {
-			params, names := trainable(vs)
-			if sync, err = comm.NewGradSync(params, names, nil); err != nil {
+			// with the buffers: DDP broadcasts them before every step
+			params, names, bufs, err := fer.SplitVariables(vs)
+			if err != nil {
+				return nil, err
+			}
+			if sync, err = comm.NewGradSync(params, names, bufs); err != nil {
 				return nil, err
 			}
 		}
@@ -223,24 +227,6 @@ func benchDistSteps(c *cli.Context, pg *dist.ProcessGroup) (map[string][3]float6
 	}
 	runtime.KeepAlive(vs)
 	return out, nil
-}
-
-// trainable lists vs's trainable variables by name.
-func trainable(vs *nn.VarStore) ([]*ts.Tensor, []string) {
-	vars := vs.Variables()
-	names := make([]string, 0, len(vars))
-	for n, v := range vars {
-		if ok, _ := v.RequiresGrad(); ok {
-			names = append(names, n)
-		}
-	}
-	sort.Strings(names)
-	ps := make([]*ts.Tensor, len(names))
-	for i, n := range names {
-		v := vars[n]
-		ps[i] = &v
-	}
-	return ps, names
 }
 
 func median(xs []float64) float64 {
