@@ -113,7 +113,10 @@ command.
 Data-parallel training (torch.distributed's DDP semantics; batch_size is
 per process):
   fercli train --nproc 2 --model smallcnn --data synth --run-dir runs/dp
-  torchrun --nproc_per_node 2 --no_python --redirects 1 --tee 1 bin/fercli train ... Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
+  torchrun --nproc_per_node 2 --no_python --redirects 1 --tee 1 bin/fercli train ...
+(README.md, "Training on several processes, GPUs and machines").
+
+Models: ` + strings.Join(fer.ModelNames(), ", ") + `. Datasets: ` + strings.Join(fer.DatasetNames(), ", ") + `.`,
 		Flags: append(append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt (its stored config, plus any --set)"},
 		), distFlags()...),
