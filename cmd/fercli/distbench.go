@@ -30,7 +30,9 @@ for several machines) that
      + SGD, fer.DefaultStep) on a fixed random batch of --batch per process,
      with gradients averaged by DDP's Reducer during the backward pass
      ("overlap") and by bucketed allreduces after it ("after-backward"), and
-     on rank 0 alone while the others wait ("local", one process);
+     on rank 0 alone while the others wait ("local", one process), and on
+     every rank without averaging ("no-sync": what sharing the machine's
+     cores costs, without any communication);
   2. time allreduce of float32 tensors of --sizes bytes.
 
 Rank 0 prints median step times, the step time and scaling efficiency
@@ -90,7 +92,7 @@ func benchDistAction(c *cli.Context) error {
 	w := tabwriter.NewWriter(os.Stdout, 0, 4, 2, ' ', 0)
 	if main {
 		fmt.Fprintf(w, "mode\tmedian step\tmin\tmax\tscaling efficiency vs local\n")
-		for _, m := range []string{"local", "overlap", "after-backward"} {
+		for _, m := range []string{"local", "no-sync", "overlap", "after-backward"} {
 			s := steps[m]
 			eff := "-"
 			if m != "local" {
@@ -176,10 +178,10 @@ func benchDistSteps(c *cli.Context, pg *dist.ProcessGroup) (map[string][3]float6
 	}
 	b := &fer.Batch{Inputs: []*ts.Tensor{x}, Targets: map[string]*ts.Tensor{fer.TargetLabel: y}, Size: int(batch)}
 	out := map[string][3]float64{}
-	for _, mode := range []string{"local", "overlap", "after-backward", "overlap"} {
+	for _, mode := range []string{"local", "overlap", "after-backward", "no-sync", "overlap"} {
 		comm := &dist.Comm{PG: pg, AfterBackward: mode == "after-backward"}
 		var sync fer.GradSync
-		if mode != "local" {
+		if mode == "overlap" || mode == "after-backward" {
 			// with the buffers: DDP broadcasts them before every step
 			params, names, bufs, err := fer.SplitVariables(vs)
 			if err != nil {
