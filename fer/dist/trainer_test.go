@@ -85,10 +85,11 @@ func (b *blobs) Batch(idx []int, _ bool, _ *rand.Rand, dev gotch.Device) (*fer.B
 	return fer.NewBatch(dev, ids, [][]float32{x}, [][]int64{{int64(len(idx)), dataD}}, map[string]any{fer.TargetLabel: y})
 }
 
-// mlp is linear → (batch norm) → tanh → linear.
+// mlp is linear → (batch norm) → tanh → linear; unused, when set, is a
+// layer the forward pass never uses (no gradient).
 type mlp struct {
-	fc1, fc2 *nn.Linear
-	bn       *nn.BatchNorm
+	fc1, fc2, unused *nn.Linear
+	bn               *nn.BatchNorm
 }
 
 func (m *mlp) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
@@ -112,6 +113,9 @@ func newMLP(withBN bool, hidden int64) fer.Model {
 		fc2: nn.NewLinear(p.Sub("fc2"), hidden, dataC, nn.DefaultLinearConfig())}
 	if withBN {
 		m.bn = nn.BatchNorm1D(p.Sub("bn"), hidden, nn.DefaultBatchNormConfig())
+	}
+	if os.Getenv("FER_T_UNUSED") == "1" {
+		m.unused = nn.NewLinear(p.Sub("unused"), 4, 4, nn.DefaultLinearConfig())
 	}
 	return fer.NewClassifier(m, vs)
 }
@@ -157,7 +161,7 @@ func childTrain() error {
 		}
 		defer pg.Close()
 		rank = pg.Rank()
-		tr.Dist = &Comm{PG: pg, AfterBackward: os.Getenv("FER_T_AFTER_BACKWARD") == "1"}
+		tr.Dist = &Comm{PG: pg, AfterBackward: os.Getenv("FER_T_AFTER_BACKWARD") == "1", FindUnused: os.Getenv("FER_T_FIND_UNUSED") == "1"}
 	}
 	// SIGTERM (from Launch) stops training as fercli's does
 	ctx, cancel := signal.NotifyContext(context.Background(), syscall.SIGTERM)
@@ -396,6 +400,44 @@ func TestDataParallelModelMismatch(t *testing.T) {
 		t.Logf("after_backward=%s:\n%s", after, all)
 		if !strings.Contains(all, "checking the parameters against rank 0's") && !strings.Contains(all, "DDP reducer") {
 			t.Errorf("after_backward=%s: no rank names the model mismatch:\n%s", after, all)
+		}
+	}
+}
+
+// TestDataParallelUnusedParameter: a parameter that gets no gradient
+// stops DDP's Reducer with its own advice (find_unused_parameters) at the
+// next step; with FindUnused the run trains, the unused parameter stays
+// as initialised and the others agree across ranks.
+func TestDataParallelUnusedParameter(t *testing.T) {
+	out := trainJob(t, 2, filepath.Join(t.TempDir(), "run"), "FER_T_UNUSED=1", "FER_T_FIND_UNUSED=1", "FER_T_EPOCHS=1")
+	r0, r1 := readWeights(t, out+".rank0.json"), readWeights(t, out+".rank1.json")
+	if d := maxDiff(t, r0, r1, all); d != 0 {
+		t.Errorf("ranks differ by %g", d)
+	}
+	runtime.LockOSThread()
+	defer runtime.UnlockOSThread()
+	t.Setenv("FER_T_UNUSED", "1")
+	init := newMLP(false, 16)
+	w, ok := init.VarStore().Variables()["unused.weight"]
+	if !ok {
+		t.Fatal("the model has no unused layer")
+	}
+	if d := maxDiff(t, map[string][]float64{"unused.weight": w.Float64Values()}, r0, func(n string) bool { return n == "unused.weight" }); d != 0 {
+		t.Errorf("the unused parameter moved by %g", d)
+	}
+
+	ctx, cancel := context.WithTimeout(context.Background(), 90*time.Second)
+	defer cancel()
+	port := freePort(t)
+	var ps []*proc
+	for r := range 2 {
+		ps = append(ps, start(t, ctx, "train", append(rankEnv(port, r, 2), "FER_T_UNUSED=1", "FER_T_EPOCHS=1",
+			"FER_T_RUNDIR="+filepath.Join(t.TempDir(), "run"), "FER_T_OUT="+filepath.Join(t.TempDir(), "w"))))
+	}
+	for r, p := range ps {
+		err := p.wait()
+		if err == nil || !strings.Contains(err.Error(), "find_unused_parameters") {
+			t.Errorf("rank %d without FindUnused: %v", r, err)
 		}
 	}
 }
