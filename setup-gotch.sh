@@ -15,7 +15,8 @@
 #     equivalence tests compare against), python3-torchaudio (the
 #     reference of the A/V model's STFT + mel filterbank), libdlib-dev +
 #     libdlib-data (face detection and the 68-point landmark model,
-#     data/face).
+#     data/face), libgloo-dev (the Gloo headers libtorch's c10d headers
+#     include; fer/dist's data-parallel shim).
 #     Tests only: skimage's astronaut.png test photo, taken out of
 #     Debian's python3-skimage .deb into $FER_CACHE/testdata (installing
 #     the package would pull 46 others, among them a pthreads OpenBLAS
@@ -41,7 +42,7 @@ die() { printf 'setup-gotch: error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed: install Go >= 1.26 (https://go.dev/dl) and re-run"
 
 # --- 1. system packages -------------------------------------------------------
-pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-torchaudio python3-numpy libjpeg62-turbo-dev libdlib-dev libdlib-data)
+pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-torchaudio python3-numpy libjpeg62-turbo-dev libdlib-dev libdlib-data libgloo-dev)
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 missing=()
 for p in "${pkgs[@]}"; do

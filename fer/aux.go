@@ -190,7 +190,8 @@ func (t *Trainer) attachAux(b *Batch, epoch, batch int) error {
 	if !t.Aux.Active(epoch) {
 		return nil
 	}
-	aux, err := t.Aux.Batch(t.Cfg.Seed, epoch, batch, t.Device)
+	// each rank of a data-parallel run draws its own samples
+	aux, err := t.Aux.Batch(t.rankSeed(), epoch, batch, t.Device)
 	if err != nil {
 		return err
 	}

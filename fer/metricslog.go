@@ -121,6 +121,9 @@ func (l *MetricsLog) Path() string { return l.path }
 
 // Write appends one record.
 func (l *MetricsLog) Write(r Record) error {
+	if l == nil { // ranks other than 0 of a data-parallel run log nothing
+		return nil
+	}
 	b, err := r.MarshalJSON()
 	if err != nil {
 		return err

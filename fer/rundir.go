@@ -26,6 +26,8 @@ const LockFile = ".fer.lock"
 type RunLock struct {
 	dir  string
 	once sync.Once
+	// created is set when LockRunDir made the directory (see Abandon).
+	created bool
 }
 
 type heldLock struct {
@@ -54,6 +56,8 @@ func (e *RunDirBusyError) Error() string {
 
 // LockRunDir creates dir if needed and locks it for this process.
 func LockRunDir(dir string) (*RunLock, error) {
+	_, statErr := os.Stat(dir)
+	created := errors.Is(statErr, os.ErrNotExist)
 	if err := os.MkdirAll(dir, 0o755); err != nil {
 		return nil, fmt.Errorf("run dir: %w", err)
 	}
@@ -88,7 +92,7 @@ func LockRunDir(dir string) (*RunLock, error) {
 		fmt.Fprintf(f, "pid %d: %s\n", os.Getpid(), strings.Join(os.Args, " "))
 	}
 	locks[abs] = &heldLock{f: f, refs: 1}
-	return &RunLock{dir: abs}, nil
+	return &RunLock{dir: abs, created: created}, nil
 }
 
 // flock retries on EINTR (a signal while waiting for the kernel).
@@ -122,6 +126,26 @@ func (l *RunLock) Unlock() {
 		flock(h.f, syscall.LOCK_UN)
 		h.f.Close()
 	})
+}
+
+// Abandon unlocks a run dir that a run failed to start in: when
+// LockRunDir created the directory and nothing but the lock file was
+// written there, the directory is removed again, so a mistyped data root
+// leaves no empty run behind.
+func (l *RunLock) Abandon() {
+	if l == nil {
+		return
+	}
+	l.Unlock()
+	if !l.created {
+		return
+	}
+	ents, err := os.ReadDir(l.dir)
+	if err != nil || len(ents) != 1 || ents[0].Name() != LockFile {
+		return
+	}
+	os.Remove(filepath.Join(l.dir, LockFile))
+	os.Remove(l.dir)
 }
 
 // staleTemp matches the temporary files of ReplaceFileAtomic

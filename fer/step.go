@@ -7,6 +7,7 @@ import (
 
 	"github.com/fer-research/fer/fer/internal/torchx"
 	"github.com/fer-research/fer/fer/optim"
+	"github.com/sugarme/gotch/ts"
 )
 
 // StepContext is what a step function works with.
@@ -23,6 +24,27 @@ type StepContext struct {
 	// Epoch (1-based), Batch (0-based within the epoch) and Step (1-based
 	// number of this optimisation step), for messages.
 	Epoch, Batch, Step int
+	// Sync averages the gradients over the ranks of a data-parallel run
+	// (nil in one process); Backward uses it.
+	Sync GradSync
+}
+
+// Backward back-propagates loss and, in a data-parallel run, returns
+// when every gradient holds its average over the ranks. A Stepper calls
+// it for every backward pass instead of loss.Backward().
+func (sc *StepContext) Backward(loss *ts.Tensor) error {
+	if sc.Sync != nil {
+		if err := sc.Sync.BeforeBackward(loss); err != nil {
+			return err
+		}
+	}
+	if err := loss.Backward(); err != nil {
+		return fmt.Errorf("backward: %s", torchx.Clean(err.Error()))
+	}
+	if sc.Sync != nil {
+		return sc.Sync.AfterBackward()
+	}
+	return nil
 }
 
 // StepResult is what one training step reports.
@@ -40,7 +62,9 @@ type StepResult struct {
 // Stepper is implemented by a model family whose training step is not
 // forward → loss → backward → clip → update (two optimisers, several
 // passes, a contrastive queue, ...). The trainer calls it once per batch;
-// it must zero the gradients it uses, update the weights through sc.Opt,
+// it must zero the gradients it uses, back-propagate with sc.Backward
+// (which averages gradients in data-parallel runs), update the weights
+// through sc.Opt,
 // and return a *NonFiniteError (see CheckFinite) instead of updating when
 // a loss is NaN or infinite. DefaultStep and SAMStep are the built-in
 // steps, usable as building blocks.
@@ -123,8 +147,8 @@ func ForwardLoss(sc *StepContext, b *Batch) (out Outputs, lv LossValue, loss flo
 // norm (clipping it when asked), failing with a *NonFiniteError when the
 // norm is not finite.
 func backwardChecked(sc *StepContext, lv LossValue) (float64, error) {
-	if err := lv.Total.Backward(); err != nil {
-		return 0, fmt.Errorf("backward: %s", torchx.Clean(err.Error()))
+	if err := sc.Backward(lv.Total); err != nil {
+		return 0, err
 	}
 	var norm float64
 	var err error

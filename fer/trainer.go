@@ -84,8 +84,12 @@ type Trainer struct {
 	// (default Cfg.RunDir/last.ckpt), e.g. best.ckpt when last.ckpt is
 	// damaged.
 	ResumeFrom string
+	// Dist is the process group of a data-parallel run (see Distributed);
+	// nil trains in this process alone.
+	Dist Distributed
 
 	opt     *optim.Optimizer
+	sync    GradSync // Dist's gradient synchroniser
 	sam     *optim.SAM
 	log     *MetricsLog
 	meta    CheckpointMeta
@@ -154,6 +158,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 	if t.Out == nil {
 		t.Out = os.Stdout
 	}
+	t.quietRanks()
 	if t.Train.Len() == 0 {
 		return nil, errors.New("trainer: the training split is empty")
 	}
@@ -163,16 +168,20 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		}
 	}
 	cfg := t.Cfg
-	lock, err := LockRunDir(cfg.RunDir)
-	if err != nil {
-		return nil, err
-	}
-	defer lock.Unlock()
 	defer CatchTorch(&err, "training")
-	if removed, err := RemoveStaleTemps(cfg.RunDir); err != nil {
-		return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
-	} else if len(removed) > 0 {
-		fmt.Fprintf(t.Out, "removed %d temporary file(s) an interrupted write left in %s: %s\n", len(removed), cfg.RunDir, strings.Join(removed, ", "))
+	// rank 0 owns the run dir of a data-parallel run; the others only
+	// read the checkpoint it sends them
+	if t.isMain() {
+		lock, err := LockRunDir(cfg.RunDir)
+		if err != nil {
+			return nil, err
+		}
+		defer lock.Unlock()
+		if removed, err := RemoveStaleTemps(cfg.RunDir); err != nil {
+			return nil, fmt.Errorf("run dir %s: %w", cfg.RunDir, err)
+		} else if len(removed) > 0 {
+			fmt.Fprintf(t.Out, "removed %d temporary file(s) an interrupted write left in %s: %s\n", len(removed), cfg.RunDir, strings.Join(removed, ", "))
+		}
 	}
 	oc := cfg.Optimizer
 	t.opt, err = optim.New(t.Model.VarStore(), oc.optimConfig())
@@ -203,10 +212,12 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		if err := t.restore(from, trainEval); err != nil {
 			return nil, err
 		}
-		if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
-			return nil, err
+		if t.isMain() {
+			if err := TruncateMetricsLog(t.path(MetricsFile), t.meta.Step); err != nil {
+				return nil, err
+			}
 		}
-	} else {
+	} else if t.isMain() {
 		if files := RunResults(cfg.RunDir); len(files) > 0 {
 			if !t.Overwrite {
 				return nil, &RunDirUsedError{Dir: cfg.RunDir, Files: files, HasLast: slices.Contains(files, LastCheckpoint)}
@@ -226,13 +237,19 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		}
 		fmt.Fprintln(t.Out, rep)
 	}
-	if err := cfg.Save(t.path(ConfigFile)); err != nil {
+	if t.isMain() {
+		if err := cfg.Save(t.path(ConfigFile)); err != nil {
+			return nil, err
+		}
+		if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
+			return nil, err
+		}
+		defer t.log.Close()
+	}
+	if err := t.distSetup(trainEval); err != nil {
 		return nil, err
 	}
-	if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
-		return nil, err
-	}
-	defer t.log.Close()
+	defer t.closeDist()
 	t.start = time.Now()
 	t.elapsed = t.meta.ElapsedS
 
@@ -266,7 +283,7 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 
 // restore loads last.ckpt into the model, optimiser and counters.
 func (t *Trainer) restore(path string, trainEval Evaluator) error {
-	lc, err := LoadCheckpoint(path)
+	lc, err := t.loadCheckpoint(path)
 	if err != nil {
 		if errors.Is(err, os.ErrNotExist) {
 			return fmt.Errorf("--resume: %s has no %s to resume from%s", t.Cfg.RunDir, filepath.Base(path), recoveryHint(t.Cfg.RunDir, path))
@@ -354,7 +371,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	cfg := t.Cfg
 	lr := cfg.Schedule.LR(cfg.Optimizer.LR, epoch, cfg.Epochs)
 	t.opt.SetLR(lr)
-	batches := Chunks(EpochOrder(t.Train, cfg.Seed, epoch), cfg.BatchSize, cfg.DropLast)
+	batches := t.epochBatches(epoch)
 	if len(batches) == 0 {
 		return fmt.Errorf("epoch %d: no training batch (%d samples, batch_size %d, drop_last %v)", epoch+1, t.Train.Len(), cfg.BatchSize, cfg.DropLast)
 	}
@@ -372,7 +389,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	bar := newBar(len(batches), fmt.Sprintf("epoch %d/%d", epoch+1, cfg.Epochs), t.Progress)
 	bar.Set(first)
 	sc := &StepContext{Model: t.Model, Loss: t.Loss, Opt: t.opt, SAM: t.sam,
-		ClipGradNorm: cfg.Optimizer.ClipGradNorm, Epoch: epoch + 1}
+		ClipGradNorm: cfg.Optimizer.ClipGradNorm, Epoch: epoch + 1, Sync: t.sync}
 	snapshot := func(done int) error {
 		acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
 		if trainEval != nil {
@@ -383,11 +400,21 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 			acc.Eval = st
 		}
 		t.meta.Epoch, t.meta.Batch = epoch, done
-		t.meta.Train = acc
+		// the sums over every rank in a data-parallel run
+		all, _, err := t.reduceTrain(acc, trainEval)
+		if err != nil {
+			return err
+		}
+		t.meta.Train = all
 		return t.save(t.path(LastCheckpoint))
 	}
 	for bi := first; bi < len(batches); bi++ {
-		if err := ctx.Err(); err != nil {
+		stop, err := t.stopRequested(ctx)
+		if err != nil {
+			bar.Finish()
+			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
+		}
+		if stop {
 			bar.Finish()
 			if err := snapshot(bi); err != nil {
 				return fmt.Errorf("interrupted, and saving the checkpoint failed: %w", err)
@@ -395,7 +422,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 			return &InterruptedError{Step: t.meta.Step, Epoch: epoch + 1, Checkpoint: t.path(LastCheckpoint), RunDir: cfg.RunDir}
 		}
 		idx := batches[bi]
-		b, err := t.Train.Batch(idx, true, BatchRand(cfg.Seed, epoch, bi), t.Device)
+		b, err := t.Train.Batch(idx, true, t.batchRand(epoch, bi), t.Device)
 		if err == nil {
 			if err = t.attachAux(b, epoch, bi); err != nil {
 				b.Drop()
@@ -406,8 +433,15 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 			return fmt.Errorf("epoch %d, batch %d: %w", epoch+1, bi+1, err)
 		}
 		step := t.meta.Step + 1
-		SeedTorch(StepSeed(cfg.Seed, step))
+		SeedTorch(t.stepSeed(step))
 		sc.Batch, sc.Step = bi, step
+		if t.sync != nil {
+			if err := t.sync.BeforeForward(); err != nil {
+				b.Drop()
+				bar.Finish()
+				return fmt.Errorf("epoch %d, batch %d (step %d): %w", epoch+1, bi+1, step, err)
+			}
+		}
 		r, err := runStep(stepper, sc, b)
 		if err != nil {
 			b.Drop()
@@ -461,15 +495,17 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 	}
 	bar.Finish()
 	acc.TimeS = timeBefore + time.Since(epochStart).Seconds()
+	acc, evalMetrics, err := t.reduceTrain(acc, trainEval)
+	if err != nil {
+		return err
+	}
 
 	trainVals := map[string]float64{"loss": acc.LossSum / float64(acc.N), "lr": lr, "time_s": acc.TimeS}
 	for k, v := range acc.PartSums {
 		trainVals["loss/"+k] = v / float64(acc.N)
 	}
-	if trainEval != nil {
-		for k, v := range trainEval.Metrics() {
-			trainVals[k] = v
-		}
+	for k, v := range evalMetrics {
+		trainVals[k] = v
 	}
 	if err := t.log.Write(Record{Epoch: epoch + 1, Step: t.meta.Step, Split: "train", Values: trainVals}); err != nil {
 		return err
@@ -487,7 +523,7 @@ func (t *Trainer) runEpoch(ctx context.Context, epoch int, stepper Stepper, trai
 		SeedTorch(StepSeed(cfg.Seed, -(epoch + 1)))
 		// evaluation is short: an interrupt waits for it and stops before
 		// the next batch, after the epoch-end checkpoint
-		vals, err := Evaluate(context.WithoutCancel(ctx), t.Model, t.Loss, t.Val, ev, cfg.EvalBatch(), t.Device, "val", t.Progress)
+		vals, err := t.evaluate(context.WithoutCancel(ctx), ev)
 		if err != nil {
 			return fmt.Errorf("epoch %d: evaluation: %w", epoch+1, err)
 		}
@@ -564,6 +600,9 @@ func containsStr(xs []string, s string) bool {
 }
 
 func (t *Trainer) save(path string) error {
+	if !t.isMain() {
+		return nil
+	}
 	t.meta.ElapsedS = t.elapsed + time.Since(t.start).Seconds()
 	return SaveCheckpoint(path, t.Model, t.opt, t.meta)
 }

@@ -38,7 +38,7 @@ func main() {
 		Before: func(c *cli.Context) error {
 			var err error
 			rt, err = fer.Setup(fer.RuntimeOptions{
-				Threads: c.Int("threads"),
+				Threads: workerThreads(c),
 				Device:  c.String("device"),
 				Seed:    c.Int64("seed"),
 			})

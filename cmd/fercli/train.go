@@ -10,6 +10,7 @@ import (
 	"syscall"
 
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/fer/dist"
 	_ "github.com/fer-research/fer/models" // registers the model families
 	"github.com/urfave/cli/v2"
 )
@@ -132,15 +133,23 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. A run dir is locked while a run uses it; a new run refuses to
-replace an earlier run's results unless --overwrite is given. Models: ` + strings.Join(fer.ModelNames(), ", ") + `.
+replace an earlier run's results unless --overwrite is given.
+
+Data-parallel training (torch.distributed's DDP semantics; batch_size is
+per process):
+  fercli train --nproc 2 --model smallcnn --data synth --run-dir runs/dp
+  torchrun --nproc_per_node 2 --no_python --redirects 1 --tee 1 bin/fercli train ...
+(README.md, "Training on several processes, GPUs and machines").
+
+Models: ` + strings.Join(fer.ModelNames(), ", ") + `.
 
 Datasets (data.options in README.md):
 ` + datasetsHelp(),
-		Flags: append(append(runFlags(), presetFlags()...),
+		Flags: append(append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt, or from the checkpoint file given (e.g. RUN/best.ckpt); the stored config with edits of RUN/config.yaml and any --set, printed as a diff"},
 			overwriteFlag,
 			&cli.StringFlag{Name: "init", Usage: "start from the weights of another run's checkpoint (RUN/best.ckpt), e.g. pre-trained on Aff-Wild2: heads whose shape or classes change are re-initialised and listed"},
-		),
+		), distFlags()...),
 		Action: trainAction,
 	})
 }
@@ -155,6 +164,9 @@ func datasetsHelp() string {
 }
 
 func trainAction(c *cli.Context) error {
+	if launched, err := launchWorkers(c); launched {
+		return err
+	}
 	var cfg *fer.Config
 	var err error
 	resume := c.String("resume")
@@ -185,20 +197,34 @@ func trainAction(c *cli.Context) error {
 			cfg.Init = c.String("init")
 		}
 	}
-	// hold the run dir from the start: no other process may write there
-	// while this one opens the data and builds the model
-	lock, err := fer.LockRunDir(cfg.RunDir)
+	comm, err := joinJob(c, cfg)
 	if err != nil {
 		return err
 	}
-	defer lock.Unlock()
+	// hold the run dir from the start: no other process may write there
+	// while this one opens the data and builds the model (rank 0 writes
+	// the run dir of a data-parallel run; the other ranks only read)
+	var lock *fer.RunLock
+	if comm == nil || comm.Rank() == 0 {
+		if lock, err = fer.LockRunDir(cfg.RunDir); err != nil {
+			return err
+		}
+		defer lock.Unlock()
+	}
 	r, err := fer.BuildRun(cfg)
 	if err != nil {
+		lock.Abandon()
 		return err
 	}
-	printProtocolNote(r)
-	printDrops(r.Data)
 	tr := r.Trainer()
+	if comm != nil {
+		tr.Dist = comm
+		defer comm.PG.Close()
+	}
+	if comm == nil || comm.Rank() == 0 {
+		printProtocolNote(r)
+		printDrops(r.Data)
+	}
 	tr.Progress = progressFlag(c)
 	tr.Overwrite = c.Bool("overwrite")
 	if plan != nil {
@@ -212,7 +238,20 @@ func trainAction(c *cli.Context) error {
 		if errors.As(err, &ie) {
 			return cli.Exit("fercli: "+err.Error(), 130)
 		}
+		if errors.Is(err, dist.ErrPeerLost) {
+			// tell a launcher this rank is not where the job failed
+			return cli.Exit("fercli: "+err.Error(), dist.ExitPeerLost)
+		}
 		return err
+	}
+	if comm != nil {
+		// no rank leaves (closing its sockets) while another still reads
+		if err := comm.PG.Barrier(); err != nil {
+			return err
+		}
+		if comm.Rank() != 0 {
+			return nil
+		}
 	}
 	printResult(res)
 	return nil
