@@ -163,3 +163,18 @@ func initModelOptions(cfg *Config) error {
 	cfg.Model.Options = stored.Model.Options
 	return nil
 }
+
+// WeightsLoader is implemented by a model family that can start from
+// weights published in its reference code's own format rather than a fer
+// checkpoint: the QCS authors' checkpoints and face.evoLVe's ir50.pth,
+// HSEmotion's enet_b2_*.pt for EfficientNet-B2 and RMFER. `--init FILE`
+// uses it when FILE is not a fer checkpoint, and `fercli predict --model M
+// --weights FILE` to classify with published weights.
+type WeightsLoader interface {
+	// LoadWeights loads what it recognises in path into the model. A
+	// class-indexed head is mapped by name to classes (the data set's),
+	// never silently reordered. The report says what was loaded, which
+	// keys of the file were ignored and what kept its initial value; a
+	// file of another model or class count is an error naming the keys.
+	LoadWeights(path string, classes []string) (report string, err error)
+}
