@@ -8,7 +8,6 @@ import (
 	"github.com/fer-research/fer/fer/internal/torchx"
 )
 
-
 // Scores are a model's outputs for a batch of inputs, on the host.
 type Scores struct {
 	// Probs are the class probabilities (softmax of the logits), one row
