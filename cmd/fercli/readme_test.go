@@ -3,12 +3,15 @@ package main
 import (
 	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"regexp"
 	"strings"
 	"testing"
 
 	"github.com/fer-research/fer/data/synth"
+	"github.com/fer-research/fer/internal/abawfixture"
+	fx "github.com/fer-research/fer/internal/staticfixtures"
 )
 
 // README's examples run as written (issue #11). The test reads every
@@ -19,8 +22,13 @@ import (
 //   - shrink: training commands get flags appended that make them a
 //     seconds-long run (fewer and smaller samples, one epoch, a narrow
 //     network); everything else about the line is as written;
-//   - paths: the placeholder data roots (/data/DFEW, /data/AFEW) point at
-//     fixtures in the real on-disk layouts, and face.png / faces/ exist;
+//   - paths: the placeholder data roots (/data/DFEW, /data/AFEW,
+//     /data/RAF-DB/basic, /data/FERPlus, /data/AffectNet, /data/Aff-Wild2)
+//     point at fixtures in the real on-disk layouts, face.png / faces/
+//     exist, and repository paths (docs/...) are read from the checkout;
+//   - shell: a `NAME=value` line sets a variable that later lines use as
+//     $NAME, and `ffmpeg` lines (making an example video) run through
+//     bash;
 //   - skipped: lines that are not fercli commands run by this test
 //     (set-up, the test suite itself, scripts of multi-day runs) are
 //     listed in readmeSkipped with the reason.
@@ -35,6 +43,9 @@ var readmeSkipped = map[string]string{
 	"go test ./...":    "the test suite this test is part of",
 	"LIBTORCH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))') ./setup-gotch.sh": "needs a second libtorch (a Python torch package with its C++ libraries) and rebuilds gotch",
 	"repro/stt_dfew.sh /data/DFEW": "5 folds × 100 epochs on the real DFEW; TestReproSTTDFEWScript runs the script on a fixture",
+	"torchrun --nproc_per_node 2 --no_python --redirects 1 --tee 1  bin/fercli train --model smallcnn --data synth --epochs 1 --run-dir runs/dp-torchrun":                                                                                                   "TestTrainTorchrun runs fercli under Debian's torchrun (as /usr/bin/python3 -m torch.distributed.run; the torchrun script may be absent from PATH)",
+	"/usr/bin/python3 -m torch.distributed.run --nnodes 2 --node_rank $NODE  --nproc_per_node 2 --master_addr $MASTER --master_port 29500  --no_python --redirects 1 --tee 1  bin/fercli train --model smallcnn --data synth --epochs 2 --run-dir runs/dp4": "needs two machines",
+	"repro/affwild2.sh /data/Aff-Wild2":                                            "the five models on the real Aff-Wild2; TestTrainAffWild2AllModels runs the script on an ABAW fixture",
 	"go test ./data -run '^$' -fuzz '^FuzzAffectNetCSV$' -fuzztime 5m -parallel 1": "fuzzes for 5 minutes; plain go test runs every target's seed corpus",
 }
 
@@ -49,6 +60,17 @@ var readmeShrink = []struct {
 	{"train --model smallcnn --data synth", []string{"--epochs", "1", "--batch-size", "16", "--progress=false",
 		"--set", "data.options={train_n: 48, val_n: 14, test_n: 14, size: 32, crop: 0}", "--set", "model.options.width=4"}},
 	{"train --resume", []string{"--progress=false"}},
+	{"train mt-vgg ", tinyAffWild2("mt-vgg")},
+	{"train mt-vgg-rnn ", tinyAffWild2("mt-vgg-rnn")},
+	{"train av-mt-vgg-rnn ", tinyAffWild2("av-mt-vgg-rnn")},
+	{"train mt-arcres --init", []string{"--set", "data.options={frames: 2, duration: 1, size: 32, workers: 2}", "--epochs", "1", "--batch-size", "4", "--best-metric", "val/acc", "--progress=false"}},
+	{"train mt-arcres ", tinyAffWild2("mt-arcres")},
+	{"train mt-arcvgg ", tinyAffWild2("mt-arcvgg")},
+	{"eval --ckpt runs/mt-arcres_affwild2/best.ckpt --data dfew", []string{"--set", "data.options={frames: 2, duration: 1, size: 32, workers: 2}", "--progress=false"}},
+	{"train resnet18 --rafdb", tinyStatic},
+	{"train effnet_b2 --affectnet8", tinyStatic},
+	{"train smallcnn --ferplus", []string{"--epochs", "1", "--batch-size", "8", "--progress=false", "--set", "model.options.width=4"}},
+	{"predict --ckpt runs/demo/best.ckpt -o megamind.csv", []string{"--every", "10"}},
 }
 
 // readmeCommands extracts the command lines of the ```sh blocks: comments
@@ -89,7 +111,11 @@ func readmeCommands(t *testing.T) []string {
 	return cmds
 }
 
-var fercliLine = regexp.MustCompile(`^(bin/)?fercli( |$)`)
+var (
+	fercliLine = regexp.MustCompile(`^(bin/)?fercli( |$)`)
+	goTestLine = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*=\S+ )*go test `)
+	assignment = regexp.MustCompile(`^([A-Za-z_][A-Za-z0-9_]*)=(\S+)$`)
+)
 
 func TestReadmeExamplesRun(t *testing.T) {
 	if os.Getenv("FER_SKIP_README_TEST") == "1" {
@@ -112,12 +138,50 @@ func TestReadmeExamplesRun(t *testing.T) {
 	}
 	first, _ := filepath.Glob(filepath.Join(faces, "*.png"))
 	copyFile(t, first[0], filepath.Join(work, "face.png"))
-	paths := strings.NewReplacer("/data/DFEW", dfew, "/data/AFEW", afew)
+	rafdb, ferplus, affectnet := t.TempDir(), t.TempDir(), t.TempDir()
+	n := fx.Counts{Train: 2, Test: 2}
+	fx.RAFDB(t, rafdb, n)
+	fx.FERPlus(t, ferplus, n)
+	fx.AffectNet(t, affectnet, n, 8)
+	abaw, err := abawfixture.Write(t.TempDir(), abawfixture.Options{Size: 32, Frames: 12, Videos: true})
+	if err != nil {
+		t.Fatal(err)
+	}
+	repo, err := filepath.Abs(filepath.Join("..", ".."))
+	if err != nil {
+		t.Fatal(err)
+	}
+	paths := strings.NewReplacer("/data/DFEW", dfew, "/data/AFEW", afew, "/data/RAF-DB/basic", rafdb,
+		"/data/FERPlus", ferplus, "/data/AffectNet", affectnet, "/data/Aff-Wild2", abaw.Root,
+		" docs/", " "+filepath.Join(repo, "docs")+"/")
+	vars := map[string]string{}
 
 	ran := 0
 	for _, line := range cmds {
+		if goTestLine.MatchString(line) {
+			t.Logf("skipped: %s (a go test command: part of the test suite)", line)
+			continue
+		}
 		if reason, ok := readmeSkipped[line]; ok {
 			t.Logf("skipped: %s (%s)", line, reason)
+			continue
+		}
+		if m := assignment.FindStringSubmatch(line); m != nil {
+			vars[m[1]] = m[2]
+			continue
+		}
+		line = os.Expand(line, func(k string) string {
+			if v, ok := vars[k]; ok {
+				return v
+			}
+			return "$" + k
+		})
+		if strings.HasPrefix(line, "ffmpeg ") {
+			cmd := exec.Command("bash", "-c", paths.Replace(line))
+			cmd.Dir = work
+			if out, err := cmd.CombinedOutput(); err != nil {
+				t.Errorf("README line %q failed (%v):\n%s", line, err, out)
+			}
 			continue
 		}
 		if !fercliLine.MatchString(line) {
