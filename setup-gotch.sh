@@ -12,7 +12,12 @@
 #     video the video-decoding test reads), libjpeg62-turbo-dev (the JPEG
 #     decoder fer's loaders use, the one Pillow links),
 #     python3-torch/python3-torchvision (the PyTorch reference the
-#     equivalence tests compare against).
+#     equivalence tests compare against), libopenblas0-openmp (the OpenMP
+#     build of OpenBLAS: fer's binaries load it ahead of the machine's
+#     libblas.so.3 through a DT_RPATH, so BLAS and libtorch share one
+#     OpenMP thread pool instead of fighting over the cores; the machine's
+#     BLAS alternative is left to dpkg: where Debian's default pthreads
+#     build is installed it stays the default for other programs).
 #  2. Go modules (exact versions pinned in go.mod).
 #  3. internal/gotchpatch: copies gotch v0.9.1 out of the module cache into
 #     a per-libtorch directory ($FER_CACHE, default ~/.cache/fer), writes its
@@ -34,7 +39,7 @@ die() { printf 'setup-gotch: error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed: install Go >= 1.26 (https://go.dev/dl) and re-run"
 
 # --- 1. system packages -------------------------------------------------------
-pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-numpy libjpeg62-turbo-dev)
+pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-numpy libjpeg62-turbo-dev libopenblas0-openmp)
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 missing=()
 for p in "${pkgs[@]}"; do

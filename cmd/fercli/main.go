@@ -39,6 +39,11 @@ func main() {
 				Device:  c.String("device"),
 				Seed:    c.Int64("seed"),
 			})
+			if err == nil && c.Args().First() != "env" { // env prints them itself
+				for _, w := range rt.Warnings {
+					fmt.Fprintln(os.Stderr, "fercli: warning:", w)
+				}
+			}
 			return err
 		},
 		Commands: commands,
