@@ -38,6 +38,9 @@ func WriteReport(w io.Writer, r *Result) error {
 	if r.FerBLAS != "" {
 		fmt.Fprintf(w, "fer BLAS: %s\n", r.FerBLAS)
 	}
+	if r.OMPWait != "" {
+		fmt.Fprintf(w, "OpenMP wait (both sides): %s\n", r.OMPWait)
+	}
 	if r.Attention != "" {
 		fmt.Fprintf(w, "fer attention: %s\n", r.Attention)
 	}

@@ -150,8 +150,11 @@ type Result struct {
 	Torch       *TorchInfo `json:"torch,omitempty"`
 	// Extra describes RunConfig.Extra's PyTorch sides.
 	Extra []TorchInfo `json:"extra_torch,omitempty"`
-	// FerBLAS is the BLAS fer ran on (fer.BLAS).
+	// FerBLAS is the BLAS fer ran on (fer.BLAS); OMPWait how libgomp's
+	// idle threads waited (fer.OMPWaitPolicy; a PyTorch side started by
+	// fer inherits it).
 	FerBLAS string `json:"fer_blas,omitempty"`
+	OMPWait string `json:"omp_wait,omitempty"`
 	// Peak is the measured roof (nil: --roofline off).
 	Peak *Peak `json:"peak,omitempty"`
 	// Attention is the attention kernel fer used ("" before it existed).
@@ -286,6 +289,7 @@ func Run(cfg RunConfig) (*Result, error) {
 		res.Extra = append(res.Extra, x.Info)
 	}
 	res.FerBLAS = fer.BLAS().String()
+	res.OMPWait = fer.OMPWaitPolicy().String()
 	res.Attention = cfg.Attention
 	res.LoadBefore, _ = LoadAverage()
 	defer func() { res.LoadAfter, _ = LoadAverage() }()

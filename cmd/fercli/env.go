@@ -25,6 +25,7 @@ func init() {
 			fmt.Fprintf(w, "  gotch:         %s (patched by setup-gotch.sh)\n", fer.GotchVersion())
 			fmt.Fprintf(w, "  go:            %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(w, "  threads:       %d (cores: %d)\n", rt.Threads, runtime.NumCPU())
+			fmt.Fprintf(w, "  omp wait:      %s\n", fer.OMPWaitPolicy())
 			blas := fer.BLAS()
 			fmt.Fprintf(w, "  blas:          %s\n", blas)
 			if len(blas.Loaded) > 0 {

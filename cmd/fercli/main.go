@@ -21,6 +21,9 @@ func register(c ...*cli.Command) { commands = append(commands, c...) }
 var rt *fer.Runtime
 
 func main() {
+	// on a busy machine libgomp's spinning threads cost 3-15x: re-exec with
+	// OMP_WAIT_POLICY=PASSIVE unless the user chose a policy
+	fer.AdaptOMPWait()
 	// libtorch's grad mode is per OS thread: keep every torch call on the
 	// main goroutine's thread (GOTCH.md, "Lock the OS thread").
 	runtime.LockOSThread()
