@@ -135,6 +135,9 @@ func writeRoofline(w io.Writer, r *Result) {
 	if roof != r.Peak.GFLOPS {
 		fmt.Fprintf(w, "; measured %s %d×%d matmul: %.1f GFLOP/s", r.Peak.DType, r.Peak.N, r.Peak.N, r.Peak.GFLOPS)
 	}
+	if r.Peak.First > 0 && r.Peak.Last > 0 {
+		fmt.Fprintf(w, "; best of %.1f before and %.1f after the model phases", r.Peak.First, r.Peak.Last)
+	}
 	fmt.Fprintln(w, ")")
 	util := "of roof"
 	if r.AMP && r.Peak.SpecTFLOPS > 0 {

@@ -18,6 +18,10 @@ type Peak struct {
 	N      int     `json:"n"`      // matrix side
 	DType  string  `json:"dtype"`  // "float", "bfloat16", "half"
 	Reps   int     `json:"reps"`
+	// First and Last are the measurements before and after the model
+	// phases (GFLOPS is the larger).
+	First float64 `json:"first_gflops,omitempty"`
+	Last  float64 `json:"last_gflops,omitempty"`
 	// SpecTFLOPS is the vendor's dense peak for DType on this GPU (0:
 	// not known, or a CPU); MFU is computed against it when known.
 	SpecTFLOPS float64 `json:"spec_tflops,omitempty"`
@@ -35,7 +39,8 @@ func DefaultPeakSize(dev gotch.Device) int {
 }
 
 // MeasurePeak times reps products of two n×n random matrices after two
-// warm-up products and returns the fastest as GFLOP/s.
+// warm-up products and returns the fastest as GFLOP/s. Run measures it
+// before and after the model phases and keeps the faster.
 func MeasurePeak(dev gotch.Device, dtype gotch.DType, n, reps int) (Peak, error) {
 	if n < 1 || reps < 1 {
 		return Peak{}, fmt.Errorf("peak: n = %d, reps = %d: want positive", n, reps)
@@ -79,6 +84,15 @@ func MeasurePeak(dev gotch.Device, dtype gotch.DType, n, reps int) (Peak, error)
 	}
 	p.GFLOPS = best
 	return p, nil
+}
+
+func dtypeByName(s string) gotch.DType {
+	for _, d := range []gotch.DType{gotch.Float, gotch.BFloat16, gotch.Half, gotch.Double} {
+		if dtypeName(d) == s {
+			return d
+		}
+	}
+	return gotch.Float
 }
 
 func dtypeName(d gotch.DType) string {

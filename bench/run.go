@@ -307,7 +307,7 @@ func Run(cfg RunConfig) (*Result, error) {
 			dt = cfg.ampDType()
 		}
 		cfg.logf("peak: %s %d×%d matmul\n", dtypeName(dt), n, n)
-		pk, err := MeasurePeak(cfg.Device, dt, n, 5)
+		pk, err := MeasurePeak(cfg.Device, dt, n, 8)
 		if err != nil {
 			return nil, err
 		}
@@ -323,6 +323,16 @@ func Run(cfg RunConfig) (*Result, error) {
 		if err := runModelPhases(&cfg, res); err != nil {
 			return nil, err
 		}
+	}
+	if res.Peak != nil {
+		// once more after the model phases, keeping the faster: on a
+		// shared machine one measurement can land in a busy moment
+		again, err := MeasurePeak(cfg.Device, dtypeByName(res.Peak.DType), res.Peak.N, res.Peak.Reps)
+		if err != nil {
+			return nil, err
+		}
+		res.Peak.First, res.Peak.Last = res.Peak.GFLOPS, again.GFLOPS
+		res.Peak.GFLOPS = max(res.Peak.GFLOPS, again.GFLOPS)
 	}
 	if slices.Contains(cfg.Phases, PhaseData) {
 		if err := runDataPhase(&cfg, res); err != nil {
