@@ -51,14 +51,15 @@ func TestCountFLOPsByHand(t *testing.T) {
 		}
 		return out, nil
 	}
-	wantFwd := conv1 + conv2 + conv3 + fc + bmm
-	c, err := CountFLOPs(func() error {
+	inference := func() error { // forward without autograd, as in eval
 		return torchx.NoGrad(func() error {
 			out, err := forward()
 			out.MustDrop()
 			return err
 		})
-	})
+	}
+	wantFwd := conv1 + conv2 + conv3 + fc + bmm
+	c, err := CountFLOPs(inference)
 	if err != nil {
 		t.Fatal(err)
 	}
@@ -102,11 +103,7 @@ func TestCountFLOPsByHand(t *testing.T) {
 			return err
 		}
 		defer exit()
-		return torchx.NoGrad(func() error {
-			out, err := forward()
-			out.MustDrop()
-			return err
-		})
+		return inference()
 	})
 	if err != nil {
 		t.Fatal(err)
