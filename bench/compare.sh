@@ -28,6 +28,12 @@
 #   EXTRA       more flags for every run (e.g. "--amp")
 #   FER_OPENBLAS_PTHREAD_DIR  a directory with the pthreads libblas.so.3
 #               (skips the lookup and the extraction)
+#   OMP_WAIT_POLICY / GOMP_SPINCOUNT  libgomp's waiting, both sides (the
+#               PyTorch processes inherit fercli's environment). Unset,
+#               compare.sh sets GOMP_SPINCOUNT=300000, libgomp's own default,
+#               so that fercli does not switch to PASSIVE because the previous
+#               model's run left the load average above 1 (fer.AdaptOMPWait);
+#               OMP_WAIT_POLICY=PASSIVE measures the busy-machine setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -38,6 +44,9 @@ ROUNDS=${ROUNDS:-5}
 THREADS=${THREADS:-0}
 WORKERS=${WORKERS:-0}
 TORCH_BLAS=${TORCH_BLAS:-pthreads,openmp}
+if [ -z "${OMP_WAIT_POLICY:-}" ] && [ -z "${GOMP_SPINCOUNT:-}" ]; then
+  export GOMP_SPINCOUNT=300000
+fi
 
 if [ -z "${FERCLI:-}" ]; then
   tmp=$(mktemp -d)

@@ -11,8 +11,9 @@
 #   run(carry=[".gpu"], timeout_s=600, command="bench/gpu.sh build test")
 #   run(carry=[".gpu"], timeout_s=600, command="bench/gpu.sh bench")
 # Everything it measures lands in $OUT (the device tool's result folder;
-# default bench/gpu-out): env.txt, setup.log, test.log, gpu.jsonl,
-# attention.jsonl, summary.md. Copy summary.md's tables into
+# default bench/gpu-out), 8 files (the device tool returns at most 8):
+# gpu.log (nvidia-smi, progress, errors), env.txt, setup.log, test.log,
+# gpu.jsonl, attention-sdpa.jsonl, attention-matmul.jsonl, summary.md. Copy summary.md's tables into
 # bench/RESULTS.md ("CUDA").
 #
 # Stages (any subset, in this order; each is idempotent):
@@ -46,6 +47,23 @@ stages=("$@")
 [ ${#stages[@]} -eq 0 ] && stages=(build test bench)
 say() { echo "gpu.sh: $*" | tee -a "$OUT/gpu.log" >&2; }
 
+# vendor/ (the carried modules, gotch patched) exists only while this
+# script runs: left in a checkout it would switch every later go build
+# there to vendor mode.
+[ -e vendor ] && { say "vendor/ exists already: run this script on a copy of the repository (the device tool's, or git archive HEAD | tar -x -C DIR)"; exit 1; }
+trap 'rm -rf "$root/vendor"' EXIT
+
+# ensure_vendor unpacks the carried modules and puts the patched gotch
+# (made by the build stage in $W/fercache) in place of the vendored one.
+ensure_vendor() {
+  [ -d vendor ] || tar -xJf .gpu/vendor.tar.xz || return 1
+  local patched
+  patched=$(ls -d "$W"/fercache/gotch-v0.9.1/libtorch-* 2>/dev/null | head -1)
+  if [ -n "$patched" ] && [ -e "$patched/libtch/fer_patch.go" ]; then
+    cp -r "$patched"/. vendor/github.com/sugarme/gotch/ || return 1
+  fi
+}
+
 # Toolchain and cgo environment: the carried Go, vendored modules, the
 # carried libjpeg.
 export GOROOT=$W/go PATH=$W/go/bin:$PATH GOTOOLCHAIN=local GOWORK=off GOFLAGS=-mod=vendor \
@@ -59,14 +77,14 @@ build() {
   [ -e .gpu/go.tar.xz ] || { say "no .gpu/: run bench/gpu-pack.sh here first and carry .gpu"; return 1; }
   command -v g++ >/dev/null || { say "no g++ on this machine: the libtorch wrapper cannot be built"; return 1; }
   if [ "$DEVICE" = cuda ]; then
-    nvidia-smi >"$OUT/nvidia-smi.txt" 2>&1 || say "nvidia-smi failed"
+    nvidia-smi >>"$OUT/gpu.log" 2>&1 || say "nvidia-smi failed"
     "$PY" -c 'import torch; print("torch", torch.__version__, "cuda", torch.version.cuda, "device", torch.cuda.get_device_name(0))' | tee -a "$OUT/gpu.log" ||
       { say "$PY has no CUDA torch"; return 1; }
   fi
   if [ ! -x "$W/go/bin/go" ]; then
     mkdir -p "$W/go" && tar -xJf .gpu/go.tar.xz -C "$W/go" || return 1
   fi
-  [ -d vendor ] || tar -xJf .gpu/vendor.tar.xz || return 1
+  ensure_vendor || return 1
   local lt
   lt=${LIBTORCH:-$("$PY" -c 'import torch, os; print(os.path.dirname(torch.__file__))')} || return 1
   say "patching gotch for the libtorch in $lt"
@@ -75,10 +93,8 @@ build() {
   if [ ! -e vendor/github.com/sugarme/gotch/libtch/fer_patch.go ]; then
     go run ./internal/gotchpatch -libtorch "$lt" -gotch vendor/github.com/sugarme/gotch -gotch-version v0.9.1 \
       -out "$W/fercache" 2>&1 | tee "$OUT/setup.log" | tail -5 || return 1
-    local patched
-    patched=$(ls -d "$W"/fercache/gotch-v0.9.1/libtorch-* | head -1)
-    [ -e "$patched/libtch/fer_patch.go" ] || { say "gotchpatch wrote no patched copy"; return 1; }
-    cp -r "$patched"/. vendor/github.com/sugarme/gotch/ || return 1
+    ensure_vendor || return 1
+    [ -e vendor/github.com/sugarme/gotch/libtch/fer_patch.go ] || { say "gotchpatch wrote no patched copy"; return 1; }
   fi
   say "building bin/fercli (the wrapper's first cgo build takes minutes)"
   local t0=$SECONDS
@@ -90,6 +106,7 @@ build() {
 }
 
 test_() {
+  ensure_vendor || { say "no modules: run the build stage first"; return 1; }
   say "go test ./... (timeout ${TEST_TIMEOUT:-6m})"
   local t0=$SECONDS
   go test -timeout "${TEST_TIMEOUT:-6m}" ./... >"$OUT/test.log" 2>&1
@@ -118,15 +135,18 @@ bench() {
     for a in sdpa matmul; do
       say "$m, attention $a (fer only), bf16"
       bin/fercli --device "$DEVICE" bench "$m" --attention "$a" --amp --amp-dtype bfloat16 --phases forward,train --steps "$STEPS" \
-        --rounds 2 --warmup 5 --json "$OUT/attention.jsonl" 2>>"$OUT/gpu.log" || say "$m attention $a failed"
+        --rounds 2 --warmup 5 --json "$OUT/attention-$a.jsonl" 2>>"$OUT/gpu.log" || say "$m attention $a failed"
     done
   done
   {
     echo "## fer vs PyTorch on $(nvidia-smi --query-gpu=name --format=csv,noheader 2>/dev/null | head -1) ($DEVICE)"
     bin/fercli bench --summary "$OUT/gpu.jsonl"
     echo
-    echo "## attention kernels (fer, bf16)"
-    bin/fercli bench --summary "$OUT/attention.jsonl"
+    for a in sdpa matmul; do
+      echo "## attention: $a (fer, bf16)"
+      [ -s "$OUT/attention-$a.jsonl" ] && bin/fercli bench --summary "$OUT/attention-$a.jsonl"
+      echo
+    done
   } >"$OUT/summary.md" 2>&1
   cat "$OUT/summary.md"
 }

@@ -236,7 +236,7 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 		if r.Frames > 0 {
 			in = fmt.Sprintf("%d×%s", r.Frames, in)
 		}
-		fmt.Fprintf(&b, "| %s | %d | %d | %s | %v |", r.Model, r.Threads, r.Batch, in, r.AMP)
+		fmt.Fprintf(&b, "| %s | %d | %d | %s | %s |", r.Model, r.Threads, r.Batch, in, ampCell(r))
 		for _, name := range []string{PhaseForward, PhaseTrain} {
 			p := r.Phase(name)
 			if p == nil {
@@ -269,6 +269,15 @@ func WriteSummary(w io.Writer, rs []*Result) error {
 	return err
 }
 
+// ampCell is "false", or the autocast dtype ("true" for results written
+// before it was recorded).
+func ampCell(r *Result) string {
+	if r.AMP && r.AMPDType != "" {
+		return r.AMPDType
+	}
+	return fmt.Sprint(r.AMP)
+}
+
 // extra returns the further PyTorch side labelled label, nil if absent.
 func (p *PhaseResult) extra(label string) *SideResult {
 	for i := range p.Extra {
@@ -295,7 +304,7 @@ func writeRooflineSummary(b *strings.Builder, rs []*Result) {
 	b.WriteString("|---|---|---|---|---|---|---|---|---|---|---|\n")
 	for _, r := range rows {
 		roof, _ := r.Peak.Roof(r.AMP)
-		fmt.Fprintf(b, "| %s | %v | %.0f |", r.Model, r.AMP, roof)
+		fmt.Fprintf(b, "| %s | %s | %.0f |", r.Model, ampCell(r), roof)
 		for _, name := range []string{PhaseForward, PhaseTrain} {
 			p := r.Phase(name)
 			if p == nil || p.FLOPs <= 0 {
