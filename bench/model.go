@@ -27,20 +27,24 @@ type ModelInfo struct {
 	Optimizer string
 	// About says what is built and which recipe the optimizer follows.
 	About string
-	// GPUBatch is the default batch on CUDA: the papers' training batch
-	// where it fits, large enough to keep a GPU busy.
-	GPUBatch int
 }
+
+// GPUBatchFactor scales the CPU default batch to the CUDA one: large
+// enough to keep a GPU busy (ResNet-18 256, STT 32 clips).
+const GPUBatchFactor = 16
+
+// CUDABatch is the default batch on CUDA.
+func (m ModelInfo) CUDABatch() int { return GPUBatchFactor * m.Batch }
 
 // Models lists the benchmarkable models.
 var Models = []ModelInfo{
-	{"resnet18", 16, 112, 0, "sgd", "torchvision ResNet-18, 7-way fc; SGD momentum (DAN/Former-DFER-style recipe)", 256},
-	{"resnet50", 8, 112, 0, "sgd", "torchvision ResNet-50, 7-way fc; SGD momentum (MT-ArcRes backbone)", 128},
-	{"vgg16", 8, 112, 0, "sgd", "torchvision VGG-16 (adaptive 7×7 pool, fc6/fc7 4096, dropout), 7-way fc8; SGD momentum (MT-VGG)", 64},
-	{"ir50", 8, 112, 0, "adam", "QCS IR-50 (3 stages, nearest resize to 112) + linear 256→7; Adam (QCS wraps it in SAM, which doubles the passes: one plain Adam step is timed)", 128},
-	{"effnet_b2", 8, 112, 0, "adam", "timm tf_efficientnet_b2 layout (TF 'same' padding), 7-way classifier; Adam (RMFER wraps it in SAM: one plain Adam step is timed)", 128},
-	{"stt", 2, 112, 16, "sgd", "STT: ResNet-18 to stage 3, 4 joint spatial+temporal blocks (D 512, 8 heads), drop-path 0.1; SGD momentum (Former-DFER recipe)", 32},
-	{"smallcnn", 32, 48, 0, "sgd", "fer's demo SmallCNN (width 32, dropout 0.2); SGD momentum (fer default)", 256},
+	{"resnet18", 16, 112, 0, "sgd", "torchvision ResNet-18, 7-way fc; SGD momentum (DAN/Former-DFER-style recipe)"},
+	{"resnet50", 8, 112, 0, "sgd", "torchvision ResNet-50, 7-way fc; SGD momentum (MT-ArcRes backbone)"},
+	{"vgg16", 8, 112, 0, "sgd", "torchvision VGG-16 (adaptive 7×7 pool, fc6/fc7 4096, dropout), 7-way fc8; SGD momentum (MT-VGG)"},
+	{"ir50", 8, 112, 0, "adam", "QCS IR-50 (3 stages, nearest resize to 112) + linear 256→7; Adam (QCS wraps it in SAM, which doubles the passes: one plain Adam step is timed)"},
+	{"effnet_b2", 8, 112, 0, "adam", "timm tf_efficientnet_b2 layout (TF 'same' padding), 7-way classifier; Adam (RMFER wraps it in SAM: one plain Adam step is timed)"},
+	{"stt", 2, 112, 16, "sgd", "STT: ResNet-18 to stage 3, 4 joint spatial+temporal blocks (D 512, 8 heads), drop-path 0.1; SGD momentum (Former-DFER recipe)"},
+	{"smallcnn", 32, 48, 0, "sgd", "fer's demo SmallCNN (width 32, dropout 0.2); SGD momentum (fer default)"},
 }
 
 // LookupModel returns the entry called name.

@@ -50,7 +50,7 @@ Models: ` + modelList(),
 }
 
 var benchFlags = []cli.Flag{
-	&cli.IntFlag{Name: "batch", Usage: "batch size (0: the model's CPU default)"},
+	&cli.IntFlag{Name: "batch", Usage: "batch size (0: the model's default, 16× larger on CUDA)"},
 	&cli.StringFlag{Name: "size", Usage: "input size HxW (default: the model's, 112x112 for most)"},
 	&cli.IntFlag{Name: "frames", Value: -1, Usage: "clip length for video models (-1: default 16)"},
 	&cli.StringFlag{Name: "device", Usage: "cpu, cuda or cuda:N (default: the global --device)"},
@@ -137,7 +137,7 @@ func modelList() string {
 		if m.Frames > 0 {
 			in = fmt.Sprintf("%d×%s", m.Frames, in)
 		}
-		fmt.Fprintf(tw, "\n  %s\tbatch %d of %s (CUDA: %d)\t%s", m.Name, m.Batch, in, m.GPUBatch, m.Optimizer)
+		fmt.Fprintf(tw, "\n  %s\tbatch %d of %s (CUDA: %d)\t%s", m.Name, m.Batch, in, m.CUDABatch(), m.Optimizer)
 	}
 	tw.Flush()
 	return b.String()
@@ -219,8 +219,8 @@ func benchAction(c *cli.Context) error {
 		Roofline: c.Bool("roofline"), PeakSize: c.Int("peak-size"), Ops: c.Bool("ops"),
 		Attention: string(models.CurrentAttentionKernel()),
 	}
-	if dev.IsCuda() && info.GPUBatch > 0 {
-		cfg.Batch = info.GPUBatch
+	if dev.IsCuda() {
+		cfg.Batch = info.CUDABatch()
 	}
 	if b := c.Int("batch"); b > 0 {
 		cfg.Batch = b
