@@ -16,7 +16,12 @@
 #     reference of the A/V model's STFT + mel filterbank), libdlib-dev +
 #     libdlib-data (face detection and the 68-point landmark model,
 #     data/face), libgloo-dev (the Gloo headers libtorch's c10d headers
-#     include; fer/dist's data-parallel shim).
+#     include; fer/dist's data-parallel shim), libopenblas0-openmp (the
+#     OpenMP build of OpenBLAS: fer's binaries load it ahead of the
+#     machine's libblas.so.3 through a DT_RPATH, so BLAS and libtorch share
+#     one OpenMP thread pool instead of fighting over the cores; the
+#     machine's BLAS alternative is left to dpkg: where Debian's default
+#     pthreads build is installed it stays the default for other programs).
 #     Tests only: skimage's astronaut.png test photo, taken out of
 #     Debian's python3-skimage .deb into $FER_CACHE/testdata (installing
 #     the package would pull 46 others, among them a pthreads OpenBLAS
@@ -42,7 +47,7 @@ die() { printf 'setup-gotch: error: %s\n' "$*" >&2; exit 1; }
 command -v go >/dev/null || die "Go is not installed: install Go >= 1.26 (https://go.dev/dl) and re-run"
 
 # --- 1. system packages -------------------------------------------------------
-pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-torchaudio python3-numpy libjpeg62-turbo-dev libdlib-dev libdlib-data libgloo-dev)
+pkgs=(g++ ffmpeg opencv-doc python3-torch python3-torchvision python3-torchaudio python3-numpy libjpeg62-turbo-dev libdlib-dev libdlib-data libgloo-dev libopenblas0-openmp)
 [ -z "${LIBTORCH:-}" ] && pkgs+=(libtorch-dev)
 missing=()
 for p in "${pkgs[@]}"; do

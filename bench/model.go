@@ -30,6 +30,13 @@ type ModelInfo struct {
 	About string
 }
 
+// GPUBatchFactor scales the CPU default batch to the CUDA one: large
+// enough to keep a GPU busy (ResNet-18 256, STT 32 clips).
+const GPUBatchFactor = 16
+
+// CUDABatch is the default batch on CUDA.
+func (m ModelInfo) CUDABatch() int { return GPUBatchFactor * m.Batch }
+
 // Models lists the benchmarkable models.
 var Models = []ModelInfo{
 	{"resnet18", 16, 112, 0, "sgd", "torchvision ResNet-18, 7-way fc; SGD momentum (DAN/Former-DFER-style recipe)"},
@@ -79,6 +86,9 @@ type TargetConfig struct {
 	// AMP runs forward and loss under autocast (bfloat16 on CPU, float16
 	// on CUDA); backward and the update stay outside the region.
 	AMP bool
+	// AMPDType is autocast's precision (gotch.Invalid: autocast's default
+	// for the device).
+	AMPDType gotch.DType
 }
 
 // Target is a model with its optimiser and one fixed random batch, ready
@@ -304,7 +314,11 @@ func (t *Target) region() (exit func(), err error) {
 	if !t.Cfg.AMP {
 		return func() {}, nil
 	}
-	return autocast.Enter(t.Cfg.Device, gotch.Invalid)
+	dt := t.Cfg.AMPDType
+	if dt == 0 {
+		dt = gotch.Invalid
+	}
+	return autocast.Enter(t.Cfg.Device, dt)
 }
 
 // Forward is one evaluation-mode forward pass without autograd

@@ -8,6 +8,8 @@ import (
 	"path/filepath"
 	"slices"
 
+	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/fer/autocast"
 	"github.com/fer-research/fer/models"
 	"github.com/sugarme/gotch"
 )
@@ -31,6 +33,9 @@ type RunConfig struct {
 	Device        gotch.Device
 	Optimizer     string
 	AMP           bool
+	// AMPDType is autocast's precision (gotch.Invalid or 0: the device's
+	// default, bfloat16 on CPU and float16 on CUDA).
+	AMPDType gotch.DType
 	// Warmup untimed steps before the first timed round (and as the
 	// data pipeline's fill batches in every round); Steps timed steps
 	// per phase, split into Rounds rounds that alternate between fer and
@@ -52,6 +57,23 @@ type RunConfig struct {
 	Threads int
 	// Torch, when set, is the PyTorch side to interleave with.
 	Torch *Torch
+	// Extra are further PyTorch sides for the forward and train phases
+	// (the same PyTorch on another BLAS, say); the data phase, which does
+	// not depend on the BLAS, runs against Torch only.
+	Extra []*Torch
+	// Roofline counts each model phase's FLOPs per step (one untimed,
+	// counted step each) and measures the machine's peak (Peak).
+	Roofline bool
+	// PeakSize is the side of the peak measurement's matrices (0: the
+	// device's default).
+	PeakSize int
+	// Attention is the attention kernel in force (models.AttentionKernel),
+	// recorded in the result.
+	Attention string
+	// Ops records, with Roofline, the outermost ops of one step by name,
+	// of fer and of the first PyTorch side (its profiler): where the two
+	// frameworks dispatch different work.
+	Ops bool
 	// Log receives progress lines (nil: none).
 	Log io.Writer
 }
@@ -81,29 +103,63 @@ type PhaseResult struct {
 	TorchPeakRSS int64 `json:"torch_peak_rss"`
 	FerGPU       int64 `json:"fer_gpu"`
 	TorchGPU     int64 `json:"torch_gpu"`
+	// FLOPs per step (fer.CountFLOPs over one untimed step: the GEMM-like
+	// ops, 2 per multiply-accumulate), GEMM-like ops and all dispatched
+	// ops per step; 0 when not counted (the data phase, --roofline off).
+	FLOPs int64 `json:"flops,omitempty"`
+	GEMMs int64 `json:"gemm_ops,omitempty"`
+	Ops   int64 `json:"ops,omitempty"`
+	// Extra holds the further PyTorch sides (RunConfig.Extra), in order.
+	Extra []SideResult `json:"extra,omitempty"`
+	// FerOps and TorchOps are one step's outermost ops by name (--ops).
+	FerOps   map[string]int64 `json:"fer_ops,omitempty"`
+	TorchOps map[string]int64 `json:"torch_ops,omitempty"`
+}
+
+// SideResult is one further PyTorch side's figures for a phase.
+type SideResult struct {
+	Label    string    `json:"label"`
+	Stats    Stats     `json:"stats"`
+	Times    []float64 `json:"times_s"`
+	Ratio    float64   `json:"ratio"`     // fer median / this side's median
+	RatioMin float64   `json:"ratio_min"` // of the fastest steps
+	PeakRSS  int64     `json:"peak_rss"`
+	GPU      int64     `json:"gpu"`
 }
 
 // Result is a whole run.
 type Result struct {
-	Model       string        `json:"model"`
-	Device      string        `json:"device"`
-	Threads     int           `json:"threads"`
-	Batch       int           `json:"batch"`
-	Height      int           `json:"height"`
-	Width       int           `json:"width"`
-	Frames      int           `json:"frames,omitempty"`
-	Workers     int           `json:"workers"`
-	AMP         bool          `json:"amp"`
-	Optimizer   string        `json:"optimizer"`
-	Warmup      int           `json:"warmup"`
-	Steps       int           `json:"steps"`
-	Rounds      int           `json:"rounds"`
-	DataSteps   int           `json:"data_steps,omitempty"`
-	DataRounds  int           `json:"data_rounds,omitempty"`
-	FerParams   int64         `json:"fer_params"`
-	TorchParams int64         `json:"torch_params,omitempty"`
-	Torch       *TorchInfo    `json:"torch,omitempty"`
-	Phases      []PhaseResult `json:"phases"`
+	Model       string     `json:"model"`
+	Device      string     `json:"device"`
+	Threads     int        `json:"threads"`
+	Batch       int        `json:"batch"`
+	Height      int        `json:"height"`
+	Width       int        `json:"width"`
+	Frames      int        `json:"frames,omitempty"`
+	Workers     int        `json:"workers"`
+	AMP         bool       `json:"amp"`
+	AMPDType    string     `json:"amp_dtype,omitempty"`
+	Optimizer   string     `json:"optimizer"`
+	Warmup      int        `json:"warmup"`
+	Steps       int        `json:"steps"`
+	Rounds      int        `json:"rounds"`
+	DataSteps   int        `json:"data_steps,omitempty"`
+	DataRounds  int        `json:"data_rounds,omitempty"`
+	FerParams   int64      `json:"fer_params"`
+	TorchParams int64      `json:"torch_params,omitempty"`
+	Torch       *TorchInfo `json:"torch,omitempty"`
+	// Extra describes RunConfig.Extra's PyTorch sides.
+	Extra []TorchInfo `json:"extra_torch,omitempty"`
+	// FerBLAS is the BLAS fer ran on (fer.BLAS); OMPWait how libgomp's
+	// idle threads waited (fer.OMPWaitPolicy; a PyTorch side started by
+	// fer inherits it).
+	FerBLAS string `json:"fer_blas,omitempty"`
+	OMPWait string `json:"omp_wait,omitempty"`
+	// Peak is the measured roof (nil: --roofline off).
+	Peak *Peak `json:"peak,omitempty"`
+	// Attention is the attention kernel fer used ("" before it existed).
+	Attention string        `json:"attention,omitempty"`
+	Phases    []PhaseResult `json:"phases"`
 	// Notes are caveats found during the run (peak reset refused, ...).
 	Notes []string `json:"notes,omitempty"`
 	// LoadBefore and LoadAfter are the 1-, 5- and 15-minute load
@@ -156,35 +212,30 @@ func DeviceName(d gotch.Device) string {
 // untimed ones.
 type side func(warm, n int) ([]float64, error)
 
-// interleave runs the timed rounds, alternating which side goes first.
-// The first round warms up with warmup steps, later rounds with rewarm.
-func interleave(steps, rounds, warmup, rewarm int, ferRun, torchRun side) (fer, torch []float64, err error) {
+// interleave runs the timed rounds of every side (fer first in the list),
+// rotating which side goes first from round to round so that no side
+// always follows the same one. The first round warms up with warmup
+// steps, later rounds with rewarm. times[i] collects side i's step times.
+func interleave(steps, rounds, warmup, rewarm int, sides ...side) (times [][]float64, err error) {
+	times = make([][]float64, len(sides))
 	for r, n := range Chunks(steps, rounds) {
 		warm := rewarm
 		if r == 0 {
 			warm = warmup
 		}
-		order := []bool{true, false} // true: fer
-		if r%2 == 1 {
-			order = []bool{false, true}
-		}
-		for _, isFer := range order {
-			if isFer {
-				ts, err := ferRun(warm, n)
-				if err != nil {
-					return nil, nil, fmt.Errorf("fer: %w", err)
+		for j := range sides {
+			i := (r + j) % len(sides)
+			ts, err := sides[i](warm, n)
+			if err != nil {
+				if i == 0 {
+					return nil, fmt.Errorf("fer: %w", err)
 				}
-				fer = append(fer, ts...)
-			} else if torchRun != nil {
-				ts, err := torchRun(warm, n)
-				if err != nil {
-					return nil, nil, err
-				}
-				torch = append(torch, ts...)
+				return nil, err
 			}
+			times[i] = append(times[i], ts...)
 		}
 	}
-	return fer, torch, nil
+	return times, nil
 }
 
 // Run measures the phases of cfg. It must run on the goroutine that does
@@ -222,22 +273,66 @@ func Run(cfg RunConfig) (*Result, error) {
 		Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames, Workers: cfg.Workers, AMP: cfg.AMP,
 		Optimizer: cfg.Optimizer, Warmup: cfg.Warmup, Steps: cfg.Steps, Rounds: cfg.Rounds,
 	}
+	if cfg.AMP {
+		res.AMPDType = dtypeName(cfg.ampDType())
+	}
 	if slices.Contains(cfg.Phases, PhaseData) {
 		res.DataSteps, res.DataRounds = cfg.DataSteps, cfg.DataRounds
 	}
 	if cfg.Torch != nil {
 		ti := cfg.Torch.Info
 		res.Torch = &ti
+	} else if len(cfg.Extra) > 0 {
+		return nil, fmt.Errorf("bench: further PyTorch sides without a first one")
 	}
+	for _, x := range cfg.Extra {
+		res.Extra = append(res.Extra, x.Info)
+	}
+	res.FerBLAS = fer.BLAS().String()
+	res.OMPWait = fer.OMPWaitPolicy().String()
+	res.Attention = cfg.Attention
 	res.LoadBefore, _ = LoadAverage()
 	defer func() { res.LoadAfter, _ = LoadAverage() }()
 	if err := ResetPeakRSS(); err != nil {
 		res.Notes = append(res.Notes, err.Error())
 	}
-	if slices.Contains(cfg.Phases, PhaseForward) || slices.Contains(cfg.Phases, PhaseTrain) {
+	modelPhases := slices.Contains(cfg.Phases, PhaseForward) || slices.Contains(cfg.Phases, PhaseTrain)
+	if cfg.Roofline && modelPhases {
+		n := cfg.PeakSize
+		if n <= 0 {
+			n = DefaultPeakSize(cfg.Device)
+		}
+		dt := gotch.Float
+		if cfg.AMP {
+			dt = cfg.ampDType()
+		}
+		cfg.logf("peak: %s %d×%d matmul\n", dtypeName(dt), n, n)
+		pk, err := MeasurePeak(cfg.Device, dt, n, 8)
+		if err != nil {
+			return nil, err
+		}
+		if cfg.Device.IsCuda() {
+			if names := fer.CUDADeviceNames(); int(cfg.Device.Value) < len(names) {
+				pk.DeviceName = names[cfg.Device.Value]
+				pk.SpecTFLOPS = GPUSpecTFLOPS(pk.DeviceName)
+			}
+		}
+		res.Peak = &pk
+	}
+	if modelPhases {
 		if err := runModelPhases(&cfg, res); err != nil {
 			return nil, err
 		}
+	}
+	if res.Peak != nil {
+		// once more after the model phases, keeping the faster: on a
+		// shared machine one measurement can land in a busy moment
+		again, err := MeasurePeak(cfg.Device, dtypeByName(res.Peak.DType), res.Peak.N, res.Peak.Reps)
+		if err != nil {
+			return nil, err
+		}
+		res.Peak.First, res.Peak.Last = res.Peak.GFLOPS, again.GFLOPS
+		res.Peak.GFLOPS = max(res.Peak.GFLOPS, again.GFLOPS)
 	}
 	if slices.Contains(cfg.Phases, PhaseData) {
 		if err := runDataPhase(&cfg, res); err != nil {
@@ -247,11 +342,20 @@ func Run(cfg RunConfig) (*Result, error) {
 	return res, nil
 }
 
+// ampDType is the autocast precision in force: AMPDType or the device's
+// default.
+func (c *RunConfig) ampDType() gotch.DType {
+	if c.AMPDType == 0 || c.AMPDType == gotch.Invalid {
+		return autocast.DefaultDType(c.Device)
+	}
+	return c.AMPDType
+}
+
 func (c *RunConfig) torchModelRequest() map[string]any {
 	return map[string]any{
 		"op": "model", "model": c.Model, "batch": c.Batch, "height": c.Height, "width": c.Width,
 		"frames": c.Frames, "classes": 7, "device": DeviceName(c.Device), "optimizer": c.Optimizer,
-		"amp": c.AMP, "threads": c.Threads, "seed": c.Seed,
+		"amp": c.AMP, "amp_dtype": dtypeName(c.ampDType()), "threads": c.Threads, "seed": c.Seed,
 		"smallcnn_width": models.DefaultSmallCNNConfig(7).Width,
 		"sgd":            map[string]float64{"lr": SGDLR, "momentum": SGDMomentum, "weight_decay": SGDWeightDecay},
 		"adam":           map[string]float64{"lr": AdamLR},
@@ -266,28 +370,33 @@ func runModelPhases(cfg *RunConfig, res *Result) error {
 	cfg.logf(", %s, %s)\n", res.Device, cfg.Optimizer)
 	t, err := NewTarget(TargetConfig{
 		Model: cfg.Model, Batch: cfg.Batch, Height: cfg.Height, Width: cfg.Width, Frames: cfg.Frames,
-		Device: cfg.Device, Optimizer: cfg.Optimizer, AMP: cfg.AMP,
+		Device: cfg.Device, Optimizer: cfg.Optimizer, AMP: cfg.AMP, AMPDType: cfg.ampDType(),
 	})
 	if err != nil {
 		return err
 	}
 	defer t.Close()
 	res.FerParams = t.Params
-	if cfg.Torch != nil {
-		cfg.logf("building %s in PyTorch\n", cfg.Model)
+	torches := cfg.torches()
+	for i, tp := range torches {
+		cfg.logf("building %s in PyTorch (%s)\n", cfg.Model, tp.Label())
 		var r struct {
 			Params  int64 `json:"params"`
 			Threads int   `json:"threads"`
 		}
-		if err := cfg.Torch.Call(cfg.torchModelRequest(), &r); err != nil {
+		if err := tp.Call(cfg.torchModelRequest(), &r); err != nil {
 			return err
 		}
-		res.TorchParams = r.Params
-		if res.Torch != nil {
-			res.Torch.Threads = r.Threads
+		if i == 0 {
+			res.TorchParams = r.Params
+			if res.Torch != nil {
+				res.Torch.Threads = r.Threads
+			}
+		} else {
+			res.Extra[i-1].Threads = r.Threads
 		}
 		if r.Params != t.Params {
-			res.Notes = append(res.Notes, fmt.Sprintf("parameter counts differ: fer %d, PyTorch %d (the two models are not the same network)", t.Params, r.Params))
+			res.Notes = append(res.Notes, fmt.Sprintf("parameter counts differ: fer %d, PyTorch (%s) %d (the two models are not the same network)", t.Params, tp.Label(), r.Params))
 		}
 	}
 	for _, phase := range []string{PhaseForward, PhaseTrain} {
@@ -299,22 +408,49 @@ func runModelPhases(cfg *RunConfig, res *Result) error {
 			step = t.TrainStep
 		}
 		pr := PhaseResult{Phase: phase, Items: t.ItemsPerStep(), Unit: "samples", FerGPU: -1, TorchGPU: -1}
-		_ = ResetPeakRSS()
-		var torchRun side
-		if cfg.Torch != nil {
-			if err := cfg.Torch.Call(map[string]any{"op": "reset_peak"}, nil); err != nil {
-				return err
+		if cfg.Roofline {
+			// one untimed step under the FLOP counter (it also warms up)
+			c, err := fer.CountFLOPs(step)
+			if err != nil {
+				return fmt.Errorf("%s %s: %w", cfg.Model, phase, err)
 			}
-			torchRun = func(warm, n int) ([]float64, error) {
-				var r TimesReply
-				err := cfg.Torch.Call(map[string]any{"op": phase, "warmup": warm, "steps": n}, &r)
-				return r.Times, err
+			pr.FLOPs, pr.GEMMs, pr.Ops = c.FLOPs, c.GEMMs, c.Ops
+			if cfg.Ops {
+				pr.FerOps = c.OpNames
+				if len(torches) > 0 {
+					var r struct {
+						Ops map[string]int64 `json:"ops"`
+					}
+					if err := torches[0].Call(map[string]any{"op": "ops", "phase": phase}, &r); err != nil {
+						return err
+					}
+					pr.TorchOps = r.Ops
+				}
 			}
 		}
+		_ = ResetPeakRSS()
+		sides := []side{func(warm, n int) ([]float64, error) { return Time(warm, n, step, t.Sync) }}
+		for _, tp := range torches {
+			if err := tp.Call(map[string]any{"op": "reset_peak"}, nil); err != nil {
+				return err
+			}
+			sides = append(sides, func(warm, n int) ([]float64, error) {
+				var r TimesReply
+				err := tp.Call(map[string]any{"op": phase, "warmup": warm, "steps": n}, &r)
+				return r.Times, err
+			})
+		}
 		cfg.logf("%s: %d warm-up + %d timed steps in %d rounds\n", phase, cfg.Warmup, cfg.Steps, len(Chunks(cfg.Steps, cfg.Rounds)))
-		ferRun := func(warm, n int) ([]float64, error) { return Time(warm, n, step, t.Sync) }
-		if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.Steps, cfg.Rounds, cfg.Warmup, 1, ferRun, torchRun); err != nil {
+		times, err := interleave(cfg.Steps, cfg.Rounds, cfg.Warmup, 1, sides...)
+		if err != nil {
 			return fmt.Errorf("%s %s: %w", cfg.Model, phase, err)
+		}
+		pr.FerTimes = times[0]
+		if len(torches) > 0 {
+			pr.TorchTimes = times[1]
+		}
+		for i := 2; i < len(times); i++ {
+			pr.Extra = append(pr.Extra, SideResult{Label: torches[i-1].Label(), Times: times[i], GPU: -1})
 		}
 		if err := finishPhase(cfg, &pr); err != nil {
 			return err
@@ -322,6 +458,14 @@ func runModelPhases(cfg *RunConfig, res *Result) error {
 		res.Phases = append(res.Phases, pr)
 	}
 	return nil
+}
+
+// torches is the PyTorch sides in order: Torch, then Extra.
+func (c *RunConfig) torches() []*Torch {
+	if c.Torch == nil {
+		return nil
+	}
+	return append([]*Torch{c.Torch}, c.Extra...)
 }
 
 // finishPhase fills the statistics and memory figures.
@@ -356,6 +500,21 @@ func finishPhase(cfg *RunConfig, pr *PhaseResult) error {
 			return err
 		}
 		pr.TorchPeakRSS, pr.TorchGPU = m.PeakRSS, m.GPU
+	}
+	for i := range pr.Extra {
+		x := &pr.Extra[i]
+		if x.Stats, err = Summarize(x.Times); err != nil {
+			return err
+		}
+		x.Ratio = Ratio(pr.Fer, x.Stats)
+		if pr.Fer.N > 0 && x.Stats.N > 0 && x.Stats.Min > 0 {
+			x.RatioMin = pr.Fer.Min / x.Stats.Min
+		}
+		var m MemReply
+		if err := cfg.Extra[i].Call(map[string]any{"op": "mem"}, &m); err != nil {
+			return err
+		}
+		x.PeakRSS, x.GPU = m.PeakRSS, m.GPU
 	}
 	return nil
 }
@@ -440,8 +599,17 @@ func runDataPhase(cfg *RunConfig, res *Result) error {
 	if torchRun != nil {
 		tr = func(_, n int) ([]float64, error) { return torchRun(skip, n) }
 	}
-	if pr.FerTimes, pr.TorchTimes, err = interleave(cfg.DataSteps, cfg.DataRounds, skip, skip, ferRun, tr); err != nil {
+	sides := []side{ferRun}
+	if tr != nil {
+		sides = append(sides, tr)
+	}
+	times, err := interleave(cfg.DataSteps, cfg.DataRounds, skip, skip, sides...)
+	if err != nil {
 		return fmt.Errorf("%s data: %w", cfg.Model, err)
+	}
+	pr.FerTimes = times[0]
+	if tr != nil {
+		pr.TorchTimes = times[1]
 	}
 	if err := finishPhase(cfg, &pr); err != nil {
 		return err

@@ -139,10 +139,11 @@ func TestInterleaveAlternatesAndWarms(t *testing.T) {
 			return out, nil
 		}
 	}
-	f, p, err := interleave(5, 3, 3, 1, rec("fer", 1), rec("pt", 2))
+	times, err := interleave(5, 3, 3, 1, rec("fer", 1), rec("pt", 2))
 	if err != nil {
 		t.Fatal(err)
 	}
+	f, p := times[0], times[1]
 	want := []string{"fer:3/2", "pt:3/2", "pt:1/2", "fer:1/2", "fer:1/1", "pt:1/1"}
 	if !slices.Equal(log, want) {
 		t.Errorf("call order %v, want %v", log, want)
@@ -151,9 +152,16 @@ func TestInterleaveAlternatesAndWarms(t *testing.T) {
 		t.Errorf("collected fer %v, pytorch %v", f, p)
 	}
 	log = nil
-	f, p, err = interleave(2, 2, 0, 1, rec("fer", 1), nil)
-	if err != nil || len(f) != 2 || p != nil || !slices.Equal(log, []string{"fer:0/1", "fer:1/1"}) {
-		t.Errorf("fer only: %v %v %v %v", f, p, err, log)
+	times, err = interleave(2, 2, 0, 1, rec("fer", 1))
+	if err != nil || len(times) != 1 || len(times[0]) != 2 || !slices.Equal(log, []string{"fer:0/1", "fer:1/1"}) {
+		t.Errorf("fer only: %v %v %v", times, err, log)
+	}
+	// three sides: each round starts one further along
+	log = nil
+	times, err = interleave(3, 3, 2, 1, rec("fer", 1), rec("pt", 2), rec("omp", 3))
+	want = []string{"fer:2/1", "pt:2/1", "omp:2/1", "pt:1/1", "omp:1/1", "fer:1/1", "omp:1/1", "fer:1/1", "pt:1/1"}
+	if err != nil || !slices.Equal(log, want) || len(times[2]) != 3 || times[2][0] != 3 {
+		t.Errorf("three sides: %v %v, order %v, want %v", times, err, log, want)
 	}
 }
 

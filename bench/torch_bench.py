@@ -329,6 +329,28 @@ def build_model(name, classes, frames, size, width=24):
     raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres)" % name)
 
 
+# ---------------------------------------------------------------- BLAS ----
+def blas_info():
+    """The libblas.so.3 this process loaded (the mapped file, links
+    resolved) and its openblas_get_parallel(): 0 sequential, 1 pthreads,
+    2 OpenMP, -1 not OpenBLAS."""
+    import ctypes
+    path = ""
+    with open("/proc/self/maps") as f:
+        for line in f:
+            parts = line.split()
+            if len(parts) >= 6 and os.path.basename(parts[5]).startswith("libblas.so"):
+                path = parts[5]
+                break
+    parallel = -1
+    if path:
+        try:
+            parallel = int(ctypes.CDLL(path).openblas_get_parallel())
+        except (OSError, AttributeError):
+            pass
+    return path, parallel
+
+
 # -------------------------------------------------------------- memory ----
 def proc_status():
     rss = peak = -1
@@ -383,13 +405,14 @@ class ModelBench:
         else:
             raise ValueError("optimizer %r: want sgd or adam" % req["optimizer"])
         self.amp = bool(req.get("amp", False))
-        self.scaler = torch.cuda.amp.GradScaler() if self.amp and self.device.type == "cuda" else None
+        self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[
+            req.get("amp_dtype") or ("float16" if self.device.type == "cuda" else "bfloat16")]
+        # loss scaling only where float16 needs it (bfloat16 has float32's range)
+        self.scaler = torch.cuda.amp.GradScaler() if self.amp and self.device.type == "cuda" and self.amp_dtype == torch.float16 else None
         self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
 
     def autocast(self):
-        if self.device.type == "cuda":
-            return torch.autocast("cuda", enabled=self.amp)
-        return torch.autocast("cpu", dtype=torch.bfloat16, enabled=self.amp)
+        return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
 
     def sync(self):
         if self.device.type == "cuda":
@@ -424,6 +447,26 @@ class ModelBench:
             self.sync()
             out.append(time.perf_counter() - t0)
         return out
+
+    def op_counts(self, phase):
+        """Outermost aten ops of one step by name (ops an aten op calls are
+        part of it; autograd's node events are not ops), as fer's
+        fer.CountFLOPs counts them."""
+        from torch.autograd import profiler
+        step = self.forward_step if phase == "forward" else self.train_step
+        self.model.train(phase == "train")
+        with profiler.profile() as prof:
+            step()
+        counts = {}
+        for e in prof.function_events:
+            if not e.name.startswith("aten::"):
+                continue
+            p = e.cpu_parent
+            while p is not None and not p.name.startswith("aten::"):
+                p = p.cpu_parent
+            if p is None:
+                counts[e.name] = counts.get(e.name, 0) + 1
+        return counts
 
     def forward(self, warmup, steps):
         self.model.eval()
@@ -554,9 +597,11 @@ def serve():
             if op == "quit":
                 break
             if op == "hello":
+                blas, parallel = blas_info()
                 rep = {"torch": torch.__version__, "torchvision": torchvision.__version__,
                        "python": platform.python_version(), "threads": torch.get_num_threads(),
-                       "mkldnn": torch.backends.mkldnn.is_available()}
+                       "mkldnn": torch.backends.mkldnn.is_available(),
+                       "blas": blas, "blas_parallel": parallel}
             elif op == "model":
                 mb = None
                 mb = ModelBench(req)
@@ -566,6 +611,10 @@ def serve():
                     raise RuntimeError("no model: send a model request first")
                 f = mb.forward if op == "forward" else mb.train
                 rep = {"times": f(int(req["warmup"]), int(req["steps"]))}
+            elif op == "ops":
+                if mb is None:
+                    raise RuntimeError("no model: send a model request first")
+                rep = {"ops": mb.op_counts(req["phase"])}
             elif op == "data_open":
                 mb = None
                 db = DataBench(req)

@@ -33,6 +33,9 @@ type Runtime struct {
 	Device  gotch.Device
 	Threads int
 	Seed    int64
+	// Warnings are problems of the set-up that make fer slow but not
+	// wrong (the pthreads OpenBLAS: BLASInfo.Problem); callers show them.
+	Warnings []string
 }
 
 // Setup applies opts to libtorch. Call it once, from the goroutine that
@@ -50,7 +53,11 @@ func Setup(opts RuntimeOptions) (*Runtime, error) {
 		return nil, err
 	}
 	SeedTorch(opts.Seed)
-	return &Runtime{Device: dev, Threads: lib.FerGetNumThreads(), Seed: opts.Seed}, nil
+	r := &Runtime{Device: dev, Threads: lib.FerGetNumThreads(), Seed: opts.Seed}
+	if p := BLAS().Problem(); p != "" {
+		r.Warnings = append(r.Warnings, p)
+	}
+	return r, nil
 }
 
 // SeedTorch seeds libtorch's global random generator (CPU and CUDA).

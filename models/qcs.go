@@ -992,7 +992,7 @@ func (blk *QCSBlock) attention(x *ts.Tensor, train bool) (*ts.Tensor, error) {
 			return nil, err
 		}
 	}
-	ctx, err := sc.t(ScaledDotProductAttention(qkvs[0], qkvs[1], qkvs[2], 0, train)) // attn_drop_ratio 0
+	ctx, err := sc.t(ScaledDotProductAttentionScaled(qkvs[0], qkvs[1], qkvs[2], 0, train, ScaleScores)) // attn_drop_ratio 0; (q @ k.transpose(-2, -1)) * self.scale
 	if err != nil {
 		return nil, err
 	}

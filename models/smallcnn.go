@@ -53,7 +53,7 @@ func (c *ConvBNReLU) ForwardT(x *ts.Tensor, train bool) *ts.Tensor {
 	y := c.Conv.ForwardT(x, train)
 	z := c.BN.ForwardT(y, train)
 	y.MustDrop()
-	r := z.MustRelu(true)
+	r := relu(z, true)
 	if !c.Pool {
 		return r
 	}

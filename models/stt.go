@@ -219,9 +219,9 @@ type STTBlock struct {
 }
 
 // STTAttention is multi-head self-attention (timm's Attention: "qkv"
-// D→3D, "proj" D→D) on sequences [S, L, D]. It is written with matmul and
-// softmax because gotch's scaled_dot_product_attention does not exist in
-// libtorch 1.13.1 (GOTCH.md).
+// D→3D, "proj" D→D) on sequences [S, L, D]; the attention itself is
+// ScaledDotProductAttention (fused on libtorch >= 2.0, matmul and softmax
+// on 1.13).
 type STTAttention struct {
 	QKV, Proj *Linear
 	Heads     int64
@@ -768,32 +768,22 @@ func (a *STTAttention) forward(x *ts.Tensor, train, keepProbs bool) (out, probs 
 	if err != nil {
 		return nil, nil, err
 	}
-	if q, err = sc.t(q.MulScalar(ts.FloatScalar(1/math.Sqrt(float64(dh))), false)); err != nil {
-		return nil, nil, err
+	var ctx *ts.Tensor // [S, H, L, dh]
+	if keepProbs {
+		ctx, probs, err = AttentionWithProbs(q, k, v, a.Dropout, train)
+	} else {
+		ctx, err = ScaledDotProductAttention(q, k, v, a.Dropout, train)
 	}
-	kt, err := sc.t(k.Transpose(-2, -1, false))
 	if err != nil {
 		return nil, nil, err
 	}
-	scores, err := sc.t(q.Matmul(kt, false)) // [S, H, L, L]
-	if err != nil {
-		return nil, nil, fmt.Errorf("q·kᵀ: %w", err)
-	}
-	p, err := scores.Softmax(-1, gotch.Invalid, false)
-	if err != nil {
-		return nil, nil, fmt.Errorf("softmax: %w", err)
-	}
-	if !keepProbs {
-		sc.add(p)
-	}
-	pd, err := sc.t(sttDropout(p, a.Dropout, train))
-	if err != nil {
-		return nil, nil, err
-	}
-	ctx, err := sc.t(pd.Matmul(v, false)) // [S, H, L, dh]
-	if err != nil {
-		return nil, nil, fmt.Errorf("attention·v: %w", err)
-	}
+	sc.add(ctx)
+	defer func() {
+		if err != nil && probs != nil {
+			probs.Drop()
+			probs = nil
+		}
+	}()
 	if ctx, err = sc.t(ctx.Transpose(1, 2, false)); err != nil { // [S, L, H, dh]
 		return nil, nil, err
 	}
@@ -804,12 +794,8 @@ func (a *STTAttention) forward(x *ts.Tensor, train, keepProbs bool) (out, probs 
 	if err != nil {
 		return nil, nil, fmt.Errorf("proj: %w", err)
 	}
-	out, err = sttDropout(o, a.Dropout, train)
-	if err != nil {
+	if out, err = sttDropout(o, a.Dropout, train); err != nil {
 		return nil, nil, err
-	}
-	if keepProbs {
-		probs = p
 	}
 	return out, probs, nil
 }

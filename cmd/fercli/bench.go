@@ -12,6 +12,7 @@ import (
 
 	"github.com/fer-research/fer/bench"
 	"github.com/fer-research/fer/fer"
+	"github.com/fer-research/fer/models"
 	"github.com/sugarme/gotch"
 	"github.com/urfave/cli/v2"
 )
@@ -49,7 +50,7 @@ Models: ` + modelList(),
 }
 
 var benchFlags = []cli.Flag{
-	&cli.IntFlag{Name: "batch", Usage: "batch size (0: the model's CPU default)"},
+	&cli.IntFlag{Name: "batch", Usage: "batch size (0: the model's default, 16× larger on CUDA)"},
 	&cli.StringFlag{Name: "size", Usage: "input size HxW (default: the model's, 112x112 for most)"},
 	&cli.IntFlag{Name: "frames", Value: -1, Usage: "clip length for video models (-1: default 16)"},
 	&cli.StringFlag{Name: "device", Usage: "cpu, cuda or cuda:N (default: the global --device)"},
@@ -62,7 +63,14 @@ var benchFlags = []cli.Flag{
 	&cli.IntFlag{Name: "workers", Usage: "data-pipeline workers, both frameworks (0: one per core)"},
 	&cli.StringFlag{Name: "optimizer", Usage: "override the recipe's optimizer: sgd or adam"},
 	&cli.BoolFlag{Name: "amp", Usage: "mixed precision: forward and loss under autocast (bfloat16 on CPU, float16 on CUDA)"},
+	&cli.StringFlag{Name: "amp-dtype", Usage: "autocast precision with --amp: bfloat16 or float16 (CUDA only; default: bfloat16 on CPU, float16 on CUDA)"},
 	&cli.BoolFlag{Name: "compare", Usage: "run PyTorch side by side and print fer/PyTorch ratios"},
+	&cli.StringFlag{Name: "torch-blas", Value: "system", Usage: "with --compare: comma-separated BLAS builds for PyTorch, one PyTorch process each (model phases interleave all, the data phase uses the first): system, pthreads (Debian's default OpenBLAS), openmp (the build fer loads) or a directory with libblas.so.3"},
+	&cli.BoolFlag{Name: "roofline", Value: true, Usage: "count each model phase's FLOPs (one untimed step) and measure the peak of a large matmul: GFLOP/s and % of peak (MFU against the GPU's spec bf16 peak under --amp); --roofline=false skips both"},
+	&cli.IntFlag{Name: "peak-size", Usage: "matrix side of the peak matmul (0: 2048 on CPU, 8192 on CUDA)"},
+	&cli.BoolFlag{Name: "ops", Usage: "with --roofline: list one step's outermost libtorch ops by name, fer beside PyTorch (with --compare), where the counts differ"},
+	&cli.StringFlag{Name: "attention", Value: "auto", Usage: "attention kernel of transformer models: auto (fused scaled_dot_product_attention on libtorch >= 2.0, else matmul), matmul or sdpa"},
+	&cli.BoolFlag{Name: "list", Usage: "print the model names, one per line, and exit"},
 	&cli.StringFlag{Name: "python", Value: bench.DefaultPython, Usage: "Python with PyTorch for --compare"},
 	&cli.StringFlag{Name: "torch-script", Usage: "path of torch_bench.py (default: bench/torch_bench.py of the repository around the working directory)"},
 	&cli.StringFlag{Name: "fixture", Usage: "keep the data fixture in this directory (reused when it exists)"},
@@ -130,7 +138,7 @@ func modelList() string {
 		if m.Frames > 0 {
 			in = fmt.Sprintf("%d×%s", m.Frames, in)
 		}
-		fmt.Fprintf(tw, "\n  %s\tbatch %d of %s\t%s", m.Name, m.Batch, in, m.Optimizer)
+		fmt.Fprintf(tw, "\n  %s\tbatch %d of %s (CUDA: %d)\t%s", m.Name, m.Batch, in, m.CUDABatch(), m.Optimizer)
 	}
 	tw.Flush()
 	return b.String()
@@ -180,6 +188,19 @@ func benchAction(c *cli.Context) error {
 		}
 		defer pprof.StopCPUProfile()
 	}
+	if c.Bool("list") {
+		for _, m := range bench.Models {
+			fmt.Println(m.Name)
+		}
+		return nil
+	}
+	kernel, err := models.ParseAttentionKernel(c.String("attention"))
+	if err != nil {
+		return err
+	}
+	if err := models.SetAttentionKernel(kernel); err != nil {
+		return fmt.Errorf("--attention %s: %w", kernel, err)
+	}
 	if c.Bool("soak") {
 		return soakAction(c, dev, workers)
 	}
@@ -196,9 +217,26 @@ func benchAction(c *cli.Context) error {
 		Warmup: c.Int("warmup"), Steps: c.Int("steps"), Rounds: c.Int("rounds"),
 		DataSteps: c.Int("data-steps"), DataRounds: c.Int("data-rounds"),
 		Workers: workers, Seed: rt.Seed, Threads: rt.Threads, Log: os.Stderr,
+		Roofline: c.Bool("roofline"), PeakSize: c.Int("peak-size"), Ops: c.Bool("ops"),
+		Attention: string(models.CurrentAttentionKernel()),
+	}
+	if dev.IsCuda() {
+		cfg.Batch = info.CUDABatch()
 	}
 	if b := c.Int("batch"); b > 0 {
 		cfg.Batch = b
+	}
+	switch d := strings.ToLower(c.String("amp-dtype")); d {
+	case "":
+	case "bfloat16", "bf16":
+		cfg.AMPDType = gotch.BFloat16
+	case "float16", "fp16", "half":
+		cfg.AMPDType = gotch.Half
+	default:
+		return fmt.Errorf("--amp-dtype %q: want bfloat16 or float16", d)
+	}
+	if cfg.AMPDType != 0 && !cfg.AMP {
+		return fmt.Errorf("--amp-dtype needs --amp")
 	}
 	if s := c.String("size"); s != "" {
 		if cfg.Height, cfg.Width, err = parseSize(s); err != nil {
@@ -232,12 +270,27 @@ func benchAction(c *cli.Context) error {
 			}
 			script = filepath.Join(repo, bench.TorchScript)
 		}
-		t, err := bench.StartTorch(c.String("python"), script)
-		if err != nil {
-			return err
+		for i, spec := range strings.Split(c.String("torch-blas"), ",") {
+			label, dir, err := bench.TorchBLAS(spec)
+			if err != nil {
+				return err
+			}
+			if !strings.Contains(c.String("torch-blas"), ",") && label == "system" {
+				label = "" // a single plain side keeps the plain name
+			}
+			t, err := bench.StartTorchWith(c.String("python"), script, bench.TorchOptions{Label: label, BLASDir: dir})
+			if err != nil {
+				return err
+			}
+			defer t.Close()
+			if i == 0 {
+				cfg.Torch = t
+			} else {
+				cfg.Extra = append(cfg.Extra, t)
+			}
 		}
-		defer t.Close()
-		cfg.Torch = t
+	} else if c.IsSet("torch-blas") {
+		return fmt.Errorf("--torch-blas needs --compare")
 	}
 	res, err := bench.Run(cfg)
 	if err != nil {

@@ -2,7 +2,10 @@ package main
 
 import (
 	"slices"
+	"strings"
 	"testing"
+
+	"github.com/fer-research/fer/fer"
 )
 
 func TestFlagsFirst(t *testing.T) {
@@ -29,5 +32,38 @@ func TestParseSize(t *testing.T) {
 		if _, _, err := parseSize(bad); err == nil {
 			t.Errorf("parseSize(%q) accepted", bad)
 		}
+	}
+}
+
+// The flags bench/compare.sh and bench/gpu.sh rely on parse, and their
+// misuse is refused with one clear line before anything is built.
+func TestBenchScriptFlags(t *testing.T) {
+	out, errs, code := run(t, "bench", "--list")
+	if code != 0 || !strings.Contains(out, "resnet18\n") || !strings.Contains(out, "stt\n") {
+		t.Fatalf("bench --list: exit %d\n%s%s", code, out, errs)
+	}
+	for _, c := range []struct {
+		args []string
+		want string
+	}{
+		{[]string{"bench", "smallcnn", "--amp-dtype", "float16"}, "--amp-dtype needs --amp"},
+		{[]string{"bench", "smallcnn", "--amp", "--amp-dtype", "fp8"}, `--amp-dtype "fp8"`},
+		{[]string{"bench", "smallcnn", "--torch-blas", "openmp"}, "--torch-blas needs --compare"},
+		{[]string{"bench", "smallcnn", "--compare", "--torch-blas", "/nonexistent"}, `--torch-blas "/nonexistent"`},
+		{[]string{"bench", "stt", "--attention", "flash"}, `attention kernel "flash"`},
+	} {
+		out, errs, code := run(t, c.args...)
+		if code == 0 || !strings.Contains(errs, c.want) {
+			t.Errorf("%v: exit %d, stderr %q, want an error with %q\n%s", c.args, code, errs, c.want, out)
+		}
+	}
+	// on a libtorch without scaled_dot_product_attention, asking for it
+	// says so
+	if !slices.Contains(fer.StubbedFunctions(), "fer_sdpa") {
+		return
+	}
+	_, errs, code = run(t, "bench", "stt", "--attention", "sdpa")
+	if code == 0 || !strings.Contains(errs, "not in libtorch") {
+		t.Errorf("--attention sdpa on libtorch %s: exit %d, %q", fer.LibtorchVersion(), code, errs)
 	}
 }

@@ -14,7 +14,7 @@ import (
 func init() {
 	register(&cli.Command{
 		Name:  "env",
-		Usage: "print libtorch version, CUDA devices, threads, gotch version and the stubbed wrapper functions",
+		Usage: "print libtorch version, CUDA devices, threads, the BLAS in use and its threading, gotch version and the stubbed wrapper functions",
 		Flags: []cli.Flag{
 			&cli.BoolFlag{Name: "stubs", Usage: "list every stubbed function, not just the count"},
 		},
@@ -25,6 +25,15 @@ func init() {
 			fmt.Fprintf(w, "  gotch:         %s (patched by setup-gotch.sh)\n", fer.GotchVersion())
 			fmt.Fprintf(w, "  go:            %s %s/%s\n", runtime.Version(), runtime.GOOS, runtime.GOARCH)
 			fmt.Fprintf(w, "  threads:       %d (cores: %d)\n", rt.Threads, runtime.NumCPU())
+			fmt.Fprintf(w, "  omp wait:      %s\n", fer.OMPWaitPolicy())
+			blas := fer.BLAS()
+			fmt.Fprintf(w, "  blas:          %s\n", blas)
+			if len(blas.Loaded) > 0 {
+				fmt.Fprintf(w, "                 loaded: %s\n", strings.Join(blas.Loaded, ", "))
+			}
+			if p := blas.Problem(); p != "" {
+				fmt.Fprintf(w, "  warning:       %s\n", p)
+			}
 			n := fer.CUDADeviceCount()
 			fmt.Fprintf(w, "  cuda:          available=%v devices=%d\n", fer.CUDAAvailable(), n)
 			for i, name := range fer.CUDADeviceNames() {

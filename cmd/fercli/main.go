@@ -28,6 +28,9 @@ var globalFlags = []cli.Flag{
 var rt *fer.Runtime
 
 func main() {
+	// on a busy machine libgomp's spinning threads cost 3-15x: re-exec with
+	// OMP_WAIT_POLICY=PASSIVE unless the user chose a policy
+	fer.AdaptOMPWait()
 	// libtorch's grad mode is per OS thread: keep every torch call on the
 	// main goroutine's thread (GOTCH.md, "Lock the OS thread").
 	runtime.LockOSThread()
@@ -42,6 +45,11 @@ func main() {
 				Device:  c.String("device"),
 				Seed:    c.Int64("seed"),
 			})
+			if err == nil && c.Args().First() != "env" { // env prints them itself
+				for _, w := range rt.Warnings {
+					fmt.Fprintln(os.Stderr, "fercli: warning:", w)
+				}
+			}
 			return err
 		},
 		Commands: commands,

@@ -19,6 +19,11 @@ type libtorch struct {
 	Version    string // e.g. "1.13.1" or "2.5.1+cu124"
 	CUDA       bool   // libtorch_cuda.so present
 	CXX11ABI   bool   // built with _GLIBCXX_USE_CXX11_ABI=1
+	// BLASDir is the OpenMP build of OpenBLAS (Debian's
+	// libopenblas0-openmp) when libtorch_cpu.so takes its BLAS from the
+	// system's libblas.so.3; empty otherwise (official libtorch builds
+	// link MKL or their own BLAS). See ldFlags.
+	BLASDir string
 }
 
 // Variant is the short name of the build flavour used in the patched
@@ -86,7 +91,45 @@ func findLibtorch(root string) (libtorch, error) {
 		return l, err
 	}
 	l.CXX11ABI = abi
+	if l.BLASDir, err = openMPBLAS(filepath.Join(l.LibDir, "libtorch_cpu.so"), systemLibDirs); err != nil {
+		return l, err
+	}
 	return l, nil
+}
+
+// openMPBLASSubdir is where Debian's libopenblas0-openmp puts its
+// libblas.so.3 and liblapack.so.3, under the multiarch library directory.
+const openMPBLASSubdir = "openblas-openmp"
+
+// openMPBLAS returns the directory of the OpenMP build of OpenBLAS when
+// libtorchCPU needs the system's libblas.so.3 and that build is installed
+// under one of libDirs, else "".
+func openMPBLAS(libtorchCPU string, libDirs []string) (string, error) {
+	f, err := elf.Open(libtorchCPU)
+	if err != nil {
+		return "", fmt.Errorf("read %s: %w", libtorchCPU, err)
+	}
+	defer f.Close()
+	libs, err := f.ImportedLibraries()
+	if err != nil {
+		return "", fmt.Errorf("read the libraries %s needs: %w", libtorchCPU, err)
+	}
+	needsBLAS := false
+	for _, l := range libs {
+		if l == "libblas.so.3" {
+			needsBLAS = true
+		}
+	}
+	if !needsBLAS {
+		return "", nil
+	}
+	for _, d := range libDirs {
+		dir := filepath.Join(d, openMPBLASSubdir)
+		if fileExists(filepath.Join(dir, "libblas.so.3")) {
+			return dir, nil
+		}
+	}
+	return "", nil
 }
 
 // debianVersion returns the upstream part of an installed Debian package's
@@ -171,17 +214,36 @@ func (l libtorch) cppFlags(srcdir string) []string {
 	if l.IncludeDir != "/usr/include" {
 		f = append(f, "-I"+l.IncludeDir)
 	}
-	f = append(f, "-I"+filepath.Join(l.IncludeDir, "torch/csrc/api/include"), "-D_GLIBCXX_USE_CXX11_ABI="+abi)
+	// NDEBUG as libtorch itself was built: some classes (RecordFunction)
+	// have debug-only members and inline checks of them.
+	f = append(f, "-I"+filepath.Join(l.IncludeDir, "torch/csrc/api/include"), "-D_GLIBCXX_USE_CXX11_ABI="+abi, "-DNDEBUG")
 	return f
 }
 
 // ldFlags are the linker flags: CPU libraries always; the CUDA ones only
 // when this libtorch has them, kept with --no-as-needed because nothing
 // references libtorch_cuda directly and dropping it silently disables CUDA.
+//
+// With BLASDir, every binary that links gotch searches the OpenMP OpenBLAS
+// first for libblas.so.3 and liblapack.so.3, whatever the machine's BLAS
+// alternative says (Debian's default is the pthreads build, whose threads
+// fight libtorch's OpenMP pool: GOTCH.md). libblas.so.3 is not the
+// binary's own dependency but libtorch_cpu.so's, and a DT_RUNPATH (what
+// -rpath writes by default) only applies to the object's own
+// dependencies; a DT_RPATH applies to the whole dependency tree of the
+// executable (for objects without a DT_RUNPATH of their own, which
+// Debian's libtorch has not), hence --disable-new-dtags. It also takes
+// precedence over LD_LIBRARY_PATH; LD_PRELOAD still overrides it.
 func (l libtorch) ldFlags() []string {
 	f := []string{}
+	if l.BLASDir != "" {
+		f = append(f, "-Wl,--disable-new-dtags")
+	}
 	if l.Root != "system" {
 		f = append(f, "-L"+l.LibDir, "-Wl,-rpath,"+l.LibDir)
+	}
+	if l.BLASDir != "" {
+		f = append(f, "-Wl,-rpath,"+l.BLASDir)
 	}
 	f = append(f, "-lstdc++", "-ltorch", "-ltorch_cpu", "-lc10")
 	if l.CUDA {
