@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/fer-research/fer/data"
+	"github.com/fer-research/fer/data/imaging"
 	"github.com/sugarme/gotch"
 	"go.yaml.in/yaml/v3"
 )
@@ -185,6 +186,7 @@ var staticKinds = []staticKind{
 func init() {
 	for _, k := range staticKinds {
 		RegisterDataset(k.name, k.help(), k.open)
+		RegisterDatasetDescriber(k.name, k.describe)
 	}
 }
 
@@ -241,6 +243,56 @@ func (k staticKind) options(cfg DataConfig) (o StaticDataOptions, trainP, testP 
 		return o, nil, nil, err
 	}
 	return o, trainP, testP, nil
+}
+
+// describe is k's DatasetDescriber: the classes (list_classes when
+// given) and the test pipeline's input, from the options alone. The test
+// transforms must end in a fixed size (the defaults do).
+func (k staticKind) describe(cfg DataConfig) (*Splits, error) {
+	o, trainP, testP, err := k.options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if testP.Random() {
+		return nil, fmt.Errorf("dataset %s: test_transforms has random steps (%v): predictions must be deterministic", k.name, testP.Steps())
+	}
+	if trainP.Channels() != testP.Channels() {
+		return nil, fmt.Errorf("dataset %s: train_transforms give %d channels, test_transforms %d: the model sees both", k.name, trainP.Channels(), testP.Channels())
+	}
+	classes := k.classes
+	if len(o.ListClasses) > 0 {
+		if len(o.ListClasses) != len(k.classes) {
+			return nil, fmt.Errorf("list_classes has %d names, %s has %d classes", len(o.ListClasses), k.title, len(k.classes))
+		}
+		classes = o.ListClasses
+	}
+	w, h, ok := testP.FixedSize()
+	if !ok {
+		return nil, fmt.Errorf("dataset %s: test_transforms %v do not end in a fixed size (a [h, w] resize or a crop): the model's input size depends on the picture", k.name, testP.Steps())
+	}
+	if tw, th, ok := trainP.FixedSize(); ok && (tw != w || th != h) {
+		return nil, fmt.Errorf("dataset %s: train_transforms give %dx%d images, test_transforms %dx%d: the model sees both (end both with the same resize or crop)", k.name, tw, th, w, h)
+	}
+	shape := []int64{int64(testP.Channels()), int64(h), int64(w)}
+	return &Splits{
+		Classes:    append([]string(nil), classes...),
+		InputShape: shape,
+		ImageInput: func(img image.Image) ([]float32, error) {
+			if img.Bounds().Empty() {
+				return nil, fmt.Errorf("empty image")
+			}
+			var src imaging.RGB
+			imaging.FromImage(img, &src)
+			out, got, err := testP.Apply(&src, image.Rectangle{}, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			if int64(got[0]) != shape[0] || int64(got[1]) != shape[1] || int64(got[2]) != shape[2] {
+				return nil, fmt.Errorf("the picture gives a %v tensor, the model takes %v", got, shape)
+			}
+			return out, nil
+		},
+	}, nil
 }
 
 func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
