@@ -5,6 +5,8 @@ import (
 	"image"
 	"image/draw"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 
 	"github.com/fer-research/fer/data"
@@ -47,9 +49,12 @@ type SynthOptions struct {
 	// inputs [anchor, positive, negative, negative2] with targets label and
 	// label_neg, or [anchor, positive] with label; each image augmented
 	// on its own. NegativeClass is "data" (default) or "uniform".
-	Quadruplet    bool   `yaml:"quadruplet"`
-	Pairs         bool   `yaml:"pairs"`
-	NegativeClass string `yaml:"negative_class"`
+	// Classes restricts the faces to these expressions (names of
+	// synth.Classes); the model still has all seven outputs. Empty: all.
+	Classes       []string `yaml:"classes"`
+	Quadruplet    bool     `yaml:"quadruplet"`
+	Pairs         bool     `yaml:"pairs"`
+	NegativeClass string   `yaml:"negative_class"`
 }
 
 // DefaultSynthOptions are the options a config leaves unset (fercli demo
@@ -60,7 +65,7 @@ func DefaultSynthOptions() SynthOptions {
 }
 
 func init() {
-	RegisterDataset("synth", "embedded procedural faces, 7 expressions, with valence/arousal and 8 AUs (data/synth); options train_n, val_n, test_n, size, frames, seed, noise, crop, augment, shift, normalize, frame_targets, quadruplet (QCS) / pairs (DCS), negative_class", openSynth)
+	RegisterDataset("synth", "embedded procedural faces, 7 expressions, with valence/arousal and 8 AUs (data/synth); options train_n, val_n, test_n, size, frames, seed, noise, crop, augment, shift, normalize, frame_targets, classes (a subset), quadruplet (QCS) / pairs (DCS), negative_class", openSynth)
 }
 
 func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
@@ -98,6 +103,17 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 	default:
 		return nil, fmt.Errorf("normalize = %q, want imagenet or none", o.Normalize)
 	}
+	var subset []int
+	for _, name := range o.Classes {
+		k := slices.Index(synth.Classes, strings.ToLower(name))
+		if k < 0 {
+			return nil, fmt.Errorf("classes: %q is not one of %s", name, strings.Join(synth.Classes, ", "))
+		}
+		if slices.Contains(subset, k) {
+			return nil, fmt.Errorf("classes: %q twice", name)
+		}
+		subset = append(subset, k)
+	}
 	neg, err := data.ParseNegativeClass(o.NegativeClass)
 	if err != nil {
 		return nil, err
@@ -108,7 +124,7 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 	case (o.Quadruplet || o.Pairs) && o.Frames > 0:
 		return nil, fmt.Errorf("quadruplet and pairs are for still images (frames = 0)")
 	}
-	g := &synthGen{opts: o}
+	g := &synthGen{opts: o, classes: subset}
 	mk := func(split int, n int) Dataset {
 		if n == 0 {
 			return nil
@@ -151,16 +167,17 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 // synthGen generates the three splits once, on first use, so opening the
 // data set for predict (which only needs ImageInput) costs nothing.
 type synthGen struct {
-	opts   SynthOptions
-	once   sync.Once
-	splits [3][]synth.Sample
-	err    error
+	opts    SynthOptions
+	classes []int // nil: all
+	once    sync.Once
+	splits  [3][]synth.Sample
+	err     error
 }
 
 func (g *synthGen) get(split int) ([]synth.Sample, error) {
 	g.once.Do(func() {
 		o := g.opts
-		cfg := synth.Config{Size: o.Size, Frames: o.Frames, Seed: o.Seed, Noise: o.Noise, Balanced: true}
+		cfg := synth.Config{Size: o.Size, Frames: o.Frames, Seed: o.Seed, Noise: o.Noise, Balanced: true, Classes: g.classes}
 		g.splits[0], g.splits[1], g.splits[2], g.err = synth.GenerateSplits(cfg, o.TrainN, o.ValN, o.TestN)
 	})
 	return g.splits[split], g.err
