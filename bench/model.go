@@ -48,7 +48,12 @@ var Models = []ModelInfo{
 	{"smallcnn", 32, 48, 0, "sgd", "fer's demo SmallCNN (width 32, dropout 0.2); SGD momentum (fer default)"},
 	{"mt-vgg-rnn", 2, 64, 8, "adam", "MT-VGG-RNN on a sequence batch: VGG-16 conv + fc6 4096 per frame → 2-layer GRU(128) → 17-unit head per frame; multi-task loss (1 − mean CCC + CE + BCE); Adam (configs/mt-vgg-rnn_affwild2.yaml)"},
 	{"mt-arcres", 8, 112, 0, "adam", "MT-ArcRes: ResNet-50 → VA/AU head + ArcFace expression head (s 64, m 0.5); multi-task loss; Adam (configs/mt-arcres_affwild2.yaml)"},
+	{"qcs", 2, 224, 0, "adam", "QCS (QCS_7cls_raf_db: IR-50 stages 1-3 → 147 tokens → ViT, cross attention + cross ViT in training); train: one SAM(ρ 0.05)-over-Adam step on a quadruplet batch (4 × batch images, two forward/backward passes, mean of 8 CE; configs/qcs_rafdb.yaml); forward: the base path alone (inference)"},
 }
+
+// samRho is the SAM radius of the models whose recipe wraps the optimiser
+// in SAM and whose timed step is the two-pass SAM step.
+var samRho = map[string]float64{"qcs": 0.05}
 
 // LookupModel returns the entry called name.
 func LookupModel(name string) (ModelInfo, error) {
@@ -101,6 +106,12 @@ type Target struct {
 	Loss   fer.Loss
 	Batch  *fer.Batch
 	Params int64
+	// SAM is set for models trained with SAM (samRho): TrainStep is then
+	// fer.SAMStep.
+	SAM *optim.SAM
+	// tuple > 1: training batches hold that many image groups (QCS
+	// quadruplets); the forward phase times the first group alone.
+	tuple int
 }
 
 // sttModel adapts STT to fer.Model with its error-returning Forward.
@@ -199,6 +210,20 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 			return nil, err
 		}
 		t.Model = &sttModel{net: net, vs: vs}
+	case "qcs":
+		c, err := models.QCSPreset(models.QCSVariant, "rafdb")
+		if err != nil {
+			return nil, err
+		}
+		c.NumClasses = cfg.Classes
+		m, err := models.NewQCSModel(vs, c)
+		if err != nil {
+			return nil, err
+		}
+		t.Model, t.tuple = m, 4
+		if t.Loss, err = m.DefaultLoss(); err != nil {
+			return nil, err
+		}
 	case "smallcnn":
 		net, err := models.NewSmallCNN(vs.Root(), models.DefaultSmallCNNConfig(classes))
 		if err != nil {
@@ -242,6 +267,9 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 	if t.Opt, err = optim.New(vs, oc); err != nil {
 		return nil, err
 	}
+	if rho := samRho[info.Name]; rho > 0 {
+		t.SAM = &optim.SAM{Rho: rho}
+	}
 	shape := []int64{int64(cfg.Batch), 3, int64(cfg.Height), int64(cfg.Width)}
 	if cfg.Frames > 0 {
 		shape = []int64{int64(cfg.Batch), int64(cfg.Frames), 3, int64(cfg.Height), int64(cfg.Width)}
@@ -256,6 +284,11 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 		return nil, fmt.Errorf("bench %s: labels: %w", cfg.Model, err)
 	}
 	t.Batch = &fer.Batch{Inputs: []*ts.Tensor{x}, Targets: map[string]*ts.Tensor{fer.TargetLabel: y}, Size: cfg.Batch}
+	if t.tuple > 1 {
+		if err := t.tupleBatch(classes); err != nil {
+			return nil, err
+		}
+	}
 	if multiTask {
 		if err := t.multiTaskTargets(); err != nil {
 			return nil, err
@@ -298,6 +331,40 @@ func (t *Target) multiTaskTargets() error {
 	return nil
 }
 
+// tupleBatch adds the other image groups of a QCS quadruplet (positive,
+// negative, negative2: standard-normal images) and the negatives' class
+// y' = (y + U{1..classes−1}) mod classes, as torch_bench.py makes them.
+func (t *Target) tupleBatch(classes int64) error {
+	shape := []int64{int64(t.Cfg.Batch), 3, int64(t.Cfg.Height), int64(t.Cfg.Width)}
+	for range t.tuple - 1 {
+		x, err := ts.Randn(shape, gotch.Float, t.Cfg.Device)
+		if err != nil {
+			return fmt.Errorf("bench %s: input: %w", t.Cfg.Model, err)
+		}
+		t.Batch.Inputs = append(t.Batch.Inputs, x)
+	}
+	shift, err := ts.Randint(classes-1, []int64{int64(t.Cfg.Batch)}, gotch.Int64, t.Cfg.Device)
+	if err != nil {
+		return err
+	}
+	defer shift.Drop()
+	y := t.Batch.Targets[fer.TargetLabel]
+	sum, err := y.Add(shift, false)
+	if err == nil {
+		sum, err = sum.AddScalar(ts.IntScalar(1), true)
+	}
+	if err != nil {
+		return err
+	}
+	defer sum.Drop()
+	neg, err := sum.Remainder(ts.IntScalar(classes), false)
+	if err != nil {
+		return err
+	}
+	t.Batch.Targets[fer.TargetLabelNeg] = neg
+	return nil
+}
+
 // ItemsPerStep is the number of samples one step processes.
 func (t *Target) ItemsPerStep() int { return t.Cfg.Batch }
 
@@ -330,7 +397,11 @@ func (t *Target) Forward() error {
 	if err != nil {
 		return err
 	}
-	out, err := t.Model.Forward(t.Batch, false)
+	b := t.Batch
+	if t.tuple > 1 { // inference runs on single images: the anchors
+		b = &fer.Batch{Inputs: t.Batch.Inputs[:1], Targets: t.Batch.Targets, Size: t.Batch.Size}
+	}
+	out, err := t.Model.Forward(b, false)
 	exit()
 	if err != nil {
 		return err
@@ -344,7 +415,18 @@ func (t *Target) Forward() error {
 // step fer's trainer runs. With AMP the same sequence is spelled out so
 // that only forward and loss run under autocast.
 func (t *Target) TrainStep() error {
-	sc := &fer.StepContext{Model: t.Model, Loss: t.Loss, Opt: t.Opt, Step: 1}
+	sc := &fer.StepContext{Model: t.Model, Loss: t.Loss, Opt: t.Opt, SAM: t.SAM, Step: 1}
+	if t.SAM != nil {
+		if t.Cfg.AMP {
+			return fmt.Errorf("bench %s: --amp with a SAM step is not timed", t.Cfg.Model)
+		}
+		res, err := fer.SAMStep(sc, t.Batch)
+		if err != nil {
+			return err
+		}
+		res.Outputs.Drop()
+		return nil
+	}
 	if !t.Cfg.AMP {
 		res, err := fer.DefaultStep(sc, t.Batch)
 		if err != nil {

@@ -18,6 +18,7 @@ func gradEnabled() bool { return int32(lib.AtGradSetEnabled(1)) == 1 }
 var torchParams = map[string]int64{
 	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319,
 	"mt-arcres": 23542858, // MT-VGG-RNN's 119,203,281 is checked without allocating in models.TestMTParamCounts
+	"qcs":       66810513, // QCSNet.used_params(): the public class's never-called modules are not built in fer
 }
 
 func TestTargetsMatchPyTorchParameterCounts(t *testing.T) {
@@ -113,6 +114,42 @@ func TestMultiTaskTargetTrains(t *testing.T) {
 	}
 	if err := tg.TrainStep(); err != nil {
 		t.Fatal(err)
+	}
+	if err := tg.Forward(); err != nil {
+		t.Fatal(err)
+	}
+}
+
+// The QCS target times what its recipe runs: a SAM(ρ 0.05) step over
+// Adam on a quadruplet batch (y' ≠ y) with QCS's loss, and inference on
+// the anchors alone.
+func TestQCSTargetSAMStep(t *testing.T) {
+	lockThread(t)
+	tg, err := NewTarget(TargetConfig{Model: "qcs", Batch: 1, Height: 32, Width: 32, Device: gotch.CPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if len(tg.Batch.Inputs) != 4 || tg.SAM == nil || tg.SAM.Rho != 0.05 {
+		t.Fatalf("%d inputs, SAM %+v", len(tg.Batch.Inputs), tg.SAM)
+	}
+	y, _ := tg.Batch.Target(fer.TargetLabel)
+	yn, err := tg.Batch.Target(fer.TargetLabelNeg)
+	if err != nil {
+		t.Fatal(err)
+	}
+	for i, v := range yn.Int64Values() {
+		if v == y.Int64Values()[i] || v < 0 || v > 6 {
+			t.Fatalf("negative class %d for class %d", v, y.Int64Values()[i])
+		}
+	}
+	theta := func() float64 { v := tg.VS.Variables()["cross_attention_1.theta"]; return v.Float64Values()[0] }
+	before := theta()
+	if err := tg.TrainStep(); err != nil {
+		t.Fatal(err)
+	}
+	if after := theta(); after == before {
+		t.Fatal("the SAM step did not update the cross attention's theta")
 	}
 	if err := tg.Forward(); err != nil {
 		t.Fatal(err)

@@ -359,6 +359,7 @@ func (c *RunConfig) torchModelRequest() map[string]any {
 		"smallcnn_width": models.DefaultSmallCNNConfig(7).Width,
 		"sgd":            map[string]float64{"lr": SGDLR, "momentum": SGDMomentum, "weight_decay": SGDWeightDecay},
 		"adam":           map[string]float64{"lr": AdamLR},
+		"sam_rho":        samRho[c.Model],
 	}
 }
 

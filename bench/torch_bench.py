@@ -307,7 +307,60 @@ def mt_loss(out, t):
 MT_MODELS = ("mt-vgg-rnn", "mt-arcres")
 
 
+def qcs_reference():
+    """QCSNet, the reference module of fer's QCS tests (qcs_reference.py:
+    the public code's modules and names; it builds the never-called ones
+    too, which get no gradient and no optimiser state)."""
+    sys.path.insert(0, os.path.abspath(REF_DIR))
+    try:
+        import qcs_reference as q  # noqa: E402
+    finally:
+        sys.path.pop(0)
+    return q
+
+
+def qcs_loss(base, cross, y, y2):
+    """main_QCS_*.py: the mean of the 8 cross-entropies, in the code's
+    order (base a, p, n, n2, then cross)."""
+    terms = [F.cross_entropy(o, y if i % 4 < 2 else y2) for i, o in enumerate(list(base) + list(cross))]
+    loss = terms[0]
+    for t in terms[1:]:
+        loss = loss + t
+    return loss / len(terms)
+
+
+class SAM:
+    """data_processing/sam.py's SAM(adaptive=False) over a base optimiser:
+    first_step moves to w + rho g/|g|, second_step moves back and updates."""
+
+    def __init__(self, params, base, rho):
+        self.params, self.base, self.rho, self.e = [p for p in params], base, rho, {}
+
+    @torch.no_grad()
+    def first_step(self):
+        grads = [p.grad for p in self.params if p.grad is not None]
+        norm = torch.norm(torch.stack([g.norm(p=2) for g in grads]), p=2)
+        scale = self.rho / (norm + 1e-12)
+        for p in self.params:
+            if p.grad is None:
+                continue
+            e = p.grad * scale
+            p.add_(e)
+            self.e[p] = e
+        self.base.zero_grad(set_to_none=False)
+
+    @torch.no_grad()
+    def second_step(self):
+        for p, e in self.e.items():
+            p.sub_(e)
+        self.e = {}
+        self.base.step()
+
+
 def build_model(name, classes, frames, size, width=24):
+    if name == "qcs":
+        q = qcs_reference()
+        return q.QCSNet(dict(q.DEFAULT, classes=classes))  # QCS_7cls_raf_db.py
     if name == "resnet18":
         return torchvision.models.resnet18(num_classes=classes)
     if name == "resnet50":
@@ -326,7 +379,7 @@ def build_model(name, classes, frames, size, width=24):
         return MTVGGRNN(classes)
     if name == "mt-arcres":
         return MTArcRes(classes)
-    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres)" % name)
+    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres, qcs)" % name)
 
 
 # ---------------------------------------------------------------- BLAS ----
@@ -404,12 +457,25 @@ class ModelBench:
             self.opt = torch.optim.Adam(self.model.parameters(), lr=req["adam"]["lr"])
         else:
             raise ValueError("optimizer %r: want sgd or adam" % req["optimizer"])
+        self.quad = None
+        self.sam = None
+        if name == "qcs":
+            # a quadruplet batch (bench/model.go): anchors x, positives and
+            # negatives; y' = (y + U{1..C-1}) mod C; SAM over the optimiser
+            C = int(req.get("classes", 7))
+            self.quad = [self.x] + [torch.randn(*shape, device=self.device) for _ in range(3)]
+            self.y2 = (self.y + torch.randint(0, C - 1, (b,), device=self.device) + 1) % C
+            self.params_used = self.model.used_params()
+        if float(req.get("sam_rho", 0)) > 0:
+            self.sam = SAM(self.model.parameters(), self.opt, float(req["sam_rho"]))
         self.amp = bool(req.get("amp", False))
         self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[
             req.get("amp_dtype") or ("float16" if self.device.type == "cuda" else "bfloat16")]
         # loss scaling only where float16 needs it (bfloat16 has float32's range)
         self.scaler = torch.cuda.amp.GradScaler() if self.amp and self.device.type == "cuda" and self.amp_dtype == torch.float16 else None
         self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
+        if self.quad is not None:
+            self.params = self.params_used  # fer does not build the never-called modules
 
     def autocast(self):
         return torch.autocast(self.device.type, dtype=self.amp_dtype, enabled=self.amp)
@@ -422,7 +488,26 @@ class ModelBench:
         with torch.no_grad(), self.autocast():
             self.model(self.x)
 
+    def qcs_sam_step(self):
+        """fer.SAMStep on a quadruplet batch: zero_grad, forward, loss,
+        backward, first_step; forward, loss, backward, second_step."""
+        self.opt.zero_grad(set_to_none=False)
+        base, cross = self.model(*self.quad)
+        loss = qcs_loss(base, cross, self.y, self.y2)
+        loss.item()
+        loss.backward()
+        self.sam.first_step()
+        base, cross = self.model(*self.quad)
+        loss = qcs_loss(base, cross, self.y, self.y2)
+        loss.item()
+        loss.backward()
+        self.sam.second_step()
+
     def train_step(self):
+        if self.quad is not None:
+            if self.amp:
+                raise ValueError("--amp with a SAM step is not timed")
+            return self.qcs_sam_step()
         self.opt.zero_grad(set_to_none=False)  # fer zeroes in place, as torch 1.13's default
         with self.autocast():
             out = self.model(self.x)

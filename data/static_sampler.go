@@ -238,6 +238,70 @@ func LoadQuadruplets(ds Dataset, ci *ClassIndex, idx []int, mode NegativeClass, 
 	return qb, nil
 }
 
+// CheckPairs reports a class with exactly one image: it has no positive
+// for a pair (DCS's data_processing/dataset.py would stack a missing
+// positive). classes names them for the message.
+func (c *ClassIndex) CheckPairs(classes []string) error {
+	var bad []string
+	for k, idx := range c.byClass {
+		if len(idx) == 1 {
+			bad = append(bad, fmt.Sprintf("%s (1 image)", className(classes, k)))
+		}
+	}
+	if len(bad) > 0 {
+		return fmt.Errorf("pair sampling needs at least 2 images in every class that has one (the positive is another image of the anchor's class): %s", strings.Join(bad, "; "))
+	}
+	return nil
+}
+
+// DrawPositive picks another image of anchor's class, uniformly: DCS's
+// fetch_positive (pandas .sample(1) over the class's other images).
+// CheckPairs must have passed.
+func (c *ClassIndex) DrawPositive(anchor int, rng *rand.Rand) int {
+	return otherThan(c.byClass[c.labels[anchor]], c.pos[anchor], rng)
+}
+
+// PairBatch is a batch of DCS pairs: Anchor and Positive hold the images
+// in the same order, both of the class Anchor.Labels.
+type PairBatch struct {
+	Anchor, Positive *Batch
+}
+
+// LoadPairs draws a positive for each anchor in idx (DrawPositive) and
+// loads both images through the training transforms, each augmented
+// independently (the anchor and positive get the streams of a
+// quadruplet's anchor and positive).
+func LoadPairs(ds Dataset, ci *ClassIndex, idx []int, rng *rand.Rand, workers int) (*PairBatch, error) {
+	if len(idx) == 0 {
+		return nil, fmt.Errorf("load pairs: no anchors")
+	}
+	base := rng.Uint64()
+	var jobs []loadJob
+	for j, a := range idx {
+		p := ci.DrawPositive(a, PositionRand(base, j, 0))
+		for k, i := range [2]int{a, p} {
+			jobs = append(jobs, loadJob{index: i, rng: PositionRand(base, j, 1+k), train: true})
+		}
+	}
+	samples, err := loadJobs(ds, jobs, workers)
+	if err != nil {
+		return nil, err
+	}
+	pb := &PairBatch{}
+	for k, dst := range []**Batch{&pb.Anchor, &pb.Positive} {
+		part := make([]Sample, len(idx))
+		pidx := make([]int, len(idx))
+		for j := range idx {
+			part[j] = samples[2*j+k]
+			pidx[j] = jobs[2*j+k].index
+		}
+		if *dst, err = stack(part, pidx); err != nil {
+			return nil, err
+		}
+	}
+	return pb, nil
+}
+
 // LoadPositions loads the samples at idx like LoadBatch, but seeds each
 // from its position in the batch instead of its index (so a sample drawn
 // twice with replacement gets two augmentations).

@@ -112,6 +112,39 @@ func TestQuadrupletDraw(t *testing.T) {
 	}
 }
 
+// DCS pairs: the positive is uniform over the other images of the
+// anchor's class; a class of one image is an error, an empty one is not
+// (pairs draw no negative class).
+func TestPairDraw(t *testing.T) {
+	counts := []int{2, 4, 0, 3}
+	labels := labelsOf(counts)
+	ci := NewClassIndex(labels, len(counts))
+	if err := ci.CheckPairs(nil); err != nil {
+		t.Fatal(err)
+	}
+	rng := rand.New(rand.NewPCG(4, 5))
+	hits := map[int]int{}
+	members := ci.Members(1)
+	a := members[1] // the second image of class 1 (4 images)
+	for range 30000 {
+		p := ci.DrawPositive(a, rng)
+		if labels[p] != labels[a] || p == a {
+			t.Fatalf("positive %d of class %d for anchor %d", p, labels[p], a)
+		}
+		hits[p]++
+	}
+	exp := []float64{10000, 10000, 10000}
+	got := []int{hits[members[0]], hits[members[2]], hits[members[3]]}
+	// 2 degrees of freedom: P(chi2 > 22) < 2e-5
+	if s := chi2(got, exp); s > 22 || len(hits) != 3 {
+		t.Fatalf("positives %v (chi2 %.1f)", hits, s)
+	}
+	one := NewClassIndex(labelsOf([]int{3, 1}), 2)
+	if err := one.CheckPairs([]string{"a", "b"}); err == nil || !strings.Contains(err.Error(), `class 1 "b" (1 image)`) {
+		t.Fatalf("one-image class: %v", err)
+	}
+}
+
 // A class with one image (no positive) is an error naming it; uniform
 // negatives also need every class to have images.
 func TestCheckQuadruplets(t *testing.T) {

@@ -74,7 +74,10 @@ type Config struct {
 	// Init starts a new run from the weights of another run's checkpoint
 	// (re-training on another data set): matching variables are copied,
 	// heads whose shape or classes changed are re-initialised and listed
-	// (InitFromCheckpoint). Ignored by --resume.
+	// (InitFromCheckpoint). A file that is not a fer checkpoint — weights
+	// published in a paper's reference format (ir50.pth, a QCS
+	// checkpoint) — goes to the model's WeightsLoader (InitWeights).
+	// Ignored by --resume.
 	Init string `yaml:"init,omitempty"`
 }
 

@@ -149,6 +149,9 @@ func initModelOptions(cfg *Config) error {
 	if cfg.Init == "" || len(cfg.Model.Options) > 0 {
 		return nil
 	}
+	if ckpt, err := IsCheckpoint(cfg.Init); err != nil || !ckpt {
+		return nil // published weights (WeightsLoader), or a missing file InitWeights reports
+	}
 	meta, err := ReadCheckpointMeta(cfg.Init)
 	if err != nil {
 		return fmt.Errorf("init: %w", err)
@@ -164,7 +167,8 @@ func initModelOptions(cfg *Config) error {
 	return nil
 }
 
-// WeightsLoader is implemented by a model family that can start from
+// WeightsLoader is implemented by a model family (the Model, or the
+// network inside a Classifier) that can start from
 // weights published in its reference code's own format rather than a fer
 // checkpoint: the QCS authors' checkpoints and face.evoLVe's ir50.pth,
 // HSEmotion's enet_b2_*.pt for EfficientNet-B2 and RMFER. `--init FILE`

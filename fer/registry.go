@@ -115,6 +115,15 @@ func (r *registry[F]) get(name string) (F, error) {
 	return e.f, nil
 }
 
+// find returns the entry called name, if there is exactly one.
+func (r *registry[F]) find(name string) (F, bool) {
+	r.mu.Lock()
+	defer r.mu.Unlock()
+	key := strings.ToLower(name)
+	e, ok := r.m[key]
+	return e.f, ok && !r.dup[key]
+}
+
 func (r *registry[F]) namesLocked() []string {
 	out := make([]string, 0, len(r.m))
 	for k := range r.m {

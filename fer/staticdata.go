@@ -9,6 +9,7 @@ import (
 	"runtime"
 
 	"github.com/fer-research/fer/data"
+	"github.com/fer-research/fer/data/imaging"
 	"github.com/sugarme/gotch"
 	"go.yaml.in/yaml/v3"
 )
@@ -63,6 +64,10 @@ type StaticDataOptions struct {
 	// Quadruplet makes training batches QCS quadruplets: inputs [anchor,
 	// positive, negative, negative2], targets label and label_neg.
 	Quadruplet bool `yaml:"quadruplet"`
+	// Pairs makes training batches DCS pairs: inputs [anchor, positive]
+	// (another image of the anchor's class), target label (the public
+	// code's data_processing/dataset.py).
+	Pairs bool `yaml:"pairs"`
 	// NegativeClass is how a quadruplet's negative class is drawn: "data"
 	// (any image of another class, QCS dataset_q0) or "uniform" (a
 	// uniform other class, dataset_q1).
@@ -181,6 +186,7 @@ var staticKinds = []staticKind{
 func init() {
 	for _, k := range staticKinds {
 		RegisterDataset(k.name, k.help(), k.open)
+		RegisterDatasetDescriber(k.name, k.describe)
 	}
 }
 
@@ -192,7 +198,7 @@ func (k staticKind) help() string {
 	return fmt.Sprintf("%s still images, %d classes. data.root = folder with %s, or with the QCS lists %s, %s and %s/. "+
 		"Options: layout auto|native|list, train_list, test_list, image_dir, list_classes, list_label_base%s; "+
 		"train_transforms, test_transforms (default %s); sampler random|balanced (default %s), samples_per_epoch, epoch_divisor; "+
-		"quadruplet, negative_class data|uniform (default %s); workers",
+		"quadruplet (QCS), negative_class data|uniform (default %s), pairs (DCS); workers",
 		k.title, len(k.classes), k.nativeHelp, k.trainList, k.testList, k.listImages, native, k.transformsHelp, k.sampler, k.negative)
 }
 
@@ -212,36 +218,93 @@ func underRoot(root, p string) string {
 	return filepath.Join(root, p)
 }
 
-func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
-	o := StaticDataOptions{Layout: "auto", TrainList: k.trainList, TestList: k.testList,
+// options decodes cfg's options over k's defaults and parses the two
+// pipelines.
+func (k staticKind) options(cfg DataConfig) (o StaticDataOptions, trainP, testP *data.Pipeline, err error) {
+	o = StaticDataOptions{Layout: "auto", TrainList: k.trainList, TestList: k.testList,
 		Sampler: k.sampler, NegativeClass: k.negative, EpochDivisor: 1, Workers: runtime.NumCPU()}
 	if err := DecodeOptions(cfg.Options, &o, "dataset "+k.name); err != nil {
-		return nil, err
+		return o, nil, nil, err
 	}
-	var err error
 	if o.TrainTransforms == nil {
 		if o.TrainTransforms, err = yamlValue(k.trainTransforms); err != nil {
-			return nil, err
+			return o, nil, nil, err
 		}
 	}
 	if o.TestTransforms == nil {
 		if o.TestTransforms, err = yamlValue(k.testTransforms); err != nil {
-			return nil, err
+			return o, nil, nil, err
 		}
+	}
+	if trainP, err = data.ParsePipeline(o.TrainTransforms, "train_transforms"); err != nil {
+		return o, nil, nil, err
+	}
+	if testP, err = data.ParsePipeline(o.TestTransforms, "test_transforms"); err != nil {
+		return o, nil, nil, err
+	}
+	return o, trainP, testP, nil
+}
+
+// describe is k's DatasetDescriber: the classes (list_classes when
+// given) and the test pipeline's input, from the options alone. The test
+// transforms must end in a fixed size (the defaults do).
+func (k staticKind) describe(cfg DataConfig) (*Splits, error) {
+	o, trainP, testP, err := k.options(cfg)
+	if err != nil {
+		return nil, err
+	}
+	if testP.Random() {
+		return nil, fmt.Errorf("dataset %s: test_transforms has random steps (%v): predictions must be deterministic", k.name, testP.Steps())
+	}
+	if trainP.Channels() != testP.Channels() {
+		return nil, fmt.Errorf("dataset %s: train_transforms give %d channels, test_transforms %d: the model sees both", k.name, trainP.Channels(), testP.Channels())
+	}
+	classes := k.classes
+	if len(o.ListClasses) > 0 {
+		if len(o.ListClasses) != len(k.classes) {
+			return nil, fmt.Errorf("list_classes has %d names, %s has %d classes", len(o.ListClasses), k.title, len(k.classes))
+		}
+		classes = o.ListClasses
+	}
+	w, h, ok := testP.FixedSize()
+	if !ok {
+		return nil, fmt.Errorf("dataset %s: test_transforms %v do not end in a fixed size (a [h, w] resize or a crop): the model's input size depends on the picture", k.name, testP.Steps())
+	}
+	if tw, th, ok := trainP.FixedSize(); ok && (tw != w || th != h) {
+		return nil, fmt.Errorf("dataset %s: train_transforms give %dx%d images, test_transforms %dx%d: the model sees both (end both with the same resize or crop)", k.name, tw, th, w, h)
+	}
+	shape := []int64{int64(testP.Channels()), int64(h), int64(w)}
+	return &Splits{
+		Classes:    append([]string(nil), classes...),
+		InputShape: shape,
+		ImageInput: func(img image.Image) ([]float32, error) {
+			if img.Bounds().Empty() {
+				return nil, fmt.Errorf("empty image")
+			}
+			var src imaging.RGB
+			imaging.FromImage(img, &src)
+			out, got, err := testP.Apply(&src, image.Rectangle{}, nil, nil)
+			if err != nil {
+				return nil, err
+			}
+			if int64(got[0]) != shape[0] || int64(got[1]) != shape[1] || int64(got[2]) != shape[2] {
+				return nil, fmt.Errorf("the picture gives a %v tensor, the model takes %v", got, shape)
+			}
+			return out, nil
+		},
+	}, nil
+}
+
+func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
+	o, trainP, testP, err := k.options(cfg)
+	if err != nil {
+		return nil, err
 	}
 	if cfg.Root == "" {
 		return nil, fmt.Errorf("data.root is empty: give the data folder with --data-root PATH (or data.root in the config)")
 	}
 	if st, err := os.Stat(cfg.Root); err != nil || !st.IsDir() {
 		return nil, fmt.Errorf("data.root %s is not a folder", cfg.Root)
-	}
-	trainP, err := data.ParsePipeline(o.TrainTransforms, "train_transforms")
-	if err != nil {
-		return nil, err
-	}
-	testP, err := data.ParsePipeline(o.TestTransforms, "test_transforms")
-	if err != nil {
-		return nil, err
 	}
 	neg, err := data.ParseNegativeClass(o.NegativeClass)
 	if err != nil {
@@ -322,8 +385,16 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 	if err != nil {
 		return nil, err
 	}
+	if o.Quadruplet && o.Pairs {
+		return nil, fmt.Errorf("quadruplet (QCS) and pairs (DCS) exclude each other: set one")
+	}
 	if o.Quadruplet {
 		if err := trSet.Index.CheckQuadruplets(neg, classes); err != nil {
+			return nil, fmt.Errorf("%s train: %w", k.name, err)
+		}
+	}
+	if o.Pairs {
+		if err := trSet.Index.CheckPairs(classes); err != nil {
 			return nil, fmt.Errorf("%s train: %w", k.name, err)
 		}
 	}
@@ -351,8 +422,11 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 	if o.Quadruplet {
 		note += fmt.Sprintf("; quadruplet batches (negative class: %s)", neg)
 	}
+	if o.Pairs {
+		note += "; pair batches (anchor, positive)"
+	}
 	train := &StaticSplit{Set: trSet, Workers: o.Workers, Balanced: o.Sampler == "balanced", EpochSamples: n,
-		Quadruplet: o.Quadruplet, Negative: neg, drops: drops[0]}
+		Quadruplet: o.Quadruplet, Pairs: o.Pairs, Negative: neg, drops: drops[0]}
 	val := &StaticSplit{Set: vaSet, Workers: o.Workers, Note: note, drops: drops[1]}
 	test := val
 	if separateVal {
@@ -370,7 +444,8 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 // StaticSplit adapts a data.StaticSet to Dataset. Training batches are
 // single images (input [B,C,H,W] and the label target) or, with
 // Quadruplet, QCS quadruplets (inputs anchor, positive, negative,
-// negative2 and the targets label and label_neg); evaluation batches are
+// negative2 and the targets label and label_neg), or with Pairs DCS pairs
+// (inputs anchor, positive; target label); evaluation batches are
 // always single images through the test transforms. The epoch's anchors
 // are a permutation, or with Balanced EpochSamples class-balanced draws
 // with replacement.
@@ -380,6 +455,7 @@ type StaticSplit struct {
 	Balanced     bool
 	EpochSamples int
 	Quadruplet   bool
+	Pairs        bool
 	Negative     data.NegativeClass
 	// Note describes the split's protocol for the log; may be empty.
 	Note  string
@@ -430,6 +506,14 @@ func (s *StaticSplit) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.Dev
 		return NewBatch(dev, qb.Anchor.IDs, inputs, shapes, map[string]any{
 			TargetLabel: qb.Anchor.Labels, TargetLabelNeg: qb.NegLabels,
 		})
+	}
+	if train && s.Pairs {
+		pb, err := data.LoadPairs(s.Set, s.Set.Index, idx, rng, s.Workers)
+		if err != nil {
+			return nil, fmt.Errorf("%s: %w", s.Set.Name, err)
+		}
+		return NewBatch(dev, pb.Anchor.IDs, [][]float32{pb.Anchor.Data, pb.Positive.Data},
+			[][]int64{shape(pb.Anchor), shape(pb.Positive)}, map[string]any{TargetLabel: pb.Anchor.Labels})
 	}
 	hb, err := data.LoadPositions(s.Set, idx, train, rng, s.Workers)
 	if err != nil {

@@ -163,6 +163,8 @@ func TestStaticDatasetOptions(t *testing.T) {
 		want string
 	}{
 		{map[string]any{"quadruplet": true}, `class 0 "surprise" (1 image: no other image of the class for the positive)`},
+		{map[string]any{"pairs": true}, `pair sampling needs at least 2 images in every class that has one (the positive is another image of the anchor's class): class 0 "surprise" (1 image)`},
+		{map[string]any{"pairs": true, "quadruplet": true}, "quadruplet (QCS) and pairs (DCS) exclude each other"},
 		{map[string]any{"sampler": "weighted"}, "sampler = \"weighted\", want random"},
 		{map[string]any{"samples_per_epoch": 10}, "set sampler: balanced"},
 		{map[string]any{"negative_class": "any"}, "want data"},
@@ -288,5 +290,92 @@ func TestStaticQuadrupletResumeIsExact(t *testing.T) {
 		if sameWeights(want, weights(r3.Model)) == nil {
 			t.Fatalf("%s: the negatives do not change the run", sampler)
 		}
+	}
+}
+
+// DCS pairs (data option pairs): an anchor and another image of its
+// class, each augmented on its own, label only; evaluation batches stay
+// single images. The synthetic faces give quadruplets and pairs the same
+// way.
+func TestTuplesPairsAndSynth(t *testing.T) {
+	lockThread(t)
+	root := t.TempDir()
+	fx.QCSList(t, root, "raf_db_basic_train.txt", "raf_db_basic_test.txt", "basic", 7, fx.Counts{Train: 3, Test: 1}, ".png")
+	s, err := OpenDataset(DataConfig{Name: "rafdb", Root: root, Options: withOptions(smallTransforms, "pairs", true)}, 1)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if note := s.Val.(*StaticSplit).ProtocolNote(); !strings.Contains(note, "pair batches (anchor, positive)") {
+		t.Fatalf("note %q", note)
+	}
+	idx := []int{0, 4, 8, 20}
+	b, err := s.Train.Batch(idx, true, NewRand(1, 2), cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer b.Drop()
+	if _, neg := b.Targets[TargetLabelNeg]; len(b.Inputs) != 2 || b.Size != 4 || neg {
+		t.Fatalf("pair batch: %d inputs, size %d, targets %v", len(b.Inputs), b.Size, b.Targets)
+	}
+	// the positive is another image of the anchor's class: not the anchor
+	// itself (the fixture's images of a class differ in their noise)
+	a, p := b.Inputs[0].Float64Values(), b.Inputs[1].Float64Values()
+	y := b.Targets[TargetLabel].Int64Values()
+	set := s.Train.(*StaticSplit).Set
+	per := len(a) / 4
+	for j, i := range idx {
+		if int64(set.Label(i)) != y[j] {
+			t.Fatalf("label %d of anchor %d, want %d", y[j], i, set.Label(i))
+		}
+		if slices.Equal(a[j*per:(j+1)*per], p[j*per:(j+1)*per]) {
+			t.Fatalf("anchor %d is its own positive", i)
+		}
+	}
+	e, err := s.Test.Batch([]int{0}, false, NewRand(0, 0), cpu)
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer e.Drop()
+	if len(e.Inputs) != 1 {
+		t.Fatalf("eval batch: %d inputs", len(e.Inputs))
+	}
+
+	for _, c := range []struct {
+		opt    string
+		inputs int
+		neg    bool
+	}{{"quadruplet", 4, true}, {"pairs", 2, false}} {
+		s, err := OpenDataset(DataConfig{Name: "synth", Options: map[string]any{"train_n": 28, "val_n": 7, "test_n": 0, "size": 32, c.opt: true}}, 1)
+		if err != nil {
+			t.Fatal(err)
+		}
+		b, err := s.Train.Batch([]int{0, 1, 2, 3, 4, 5}, true, NewRand(3, 1), cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer b.Drop()
+		_, neg := b.Targets[TargetLabelNeg]
+		if len(b.Inputs) != c.inputs || neg != c.neg {
+			t.Fatalf("synth %s: %d inputs, label_neg %v", c.opt, len(b.Inputs), neg)
+		}
+		if c.neg {
+			y, yn := b.Targets[TargetLabel].Int64Values(), b.Targets[TargetLabelNeg].Int64Values()
+			for j := range y {
+				if y[j] == yn[j] {
+					t.Fatalf("synth quadruplet %d: negative class = anchor class %d", j, y[j])
+				}
+			}
+		}
+		v, err := s.Val.Batch([]int{0, 1}, true, NewRand(3, 1), cpu)
+		if err != nil {
+			t.Fatal(err)
+		}
+		defer v.Drop()
+		if len(v.Inputs) != 1 {
+			t.Fatalf("synth val batch: %d inputs", len(v.Inputs))
+		}
+	}
+	if _, err := OpenDataset(DataConfig{Name: "synth", Options: map[string]any{"pairs": true, "frames": 4}}, 1); err == nil || !strings.Contains(err.Error(), "still images") {
+		t.Fatalf("synth pairs of clips: %v", err)
 	}
 }

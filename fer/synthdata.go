@@ -5,8 +5,11 @@ import (
 	"image"
 	"image/draw"
 	"math/rand/v2"
+	"slices"
+	"strings"
 	"sync"
 
+	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/data/synth"
 	"github.com/sugarme/gotch"
 	"github.com/sugarme/gotch/ts"
@@ -41,6 +44,17 @@ type SynthOptions struct {
 	// va [B,T,2] and au [B,T,8] from every frame's drawing, for
 	// sequence models; otherwise the clip has its apex frame's labels.
 	FrameTargets bool `yaml:"frame_targets"`
+	// Quadruplet (QCS) and Pairs (DCS) make training batches tuples of
+	// still images, as for the still-image data sets (StaticDataOptions):
+	// inputs [anchor, positive, negative, negative2] with targets label and
+	// label_neg, or [anchor, positive] with label; each image augmented
+	// on its own. NegativeClass is "data" (default) or "uniform".
+	// Classes restricts the faces to these expressions (names of
+	// synth.Classes); the model still has all seven outputs. Empty: all.
+	Classes       []string `yaml:"classes"`
+	Quadruplet    bool     `yaml:"quadruplet"`
+	Pairs         bool     `yaml:"pairs"`
+	NegativeClass string   `yaml:"negative_class"`
 }
 
 // DefaultSynthOptions are the options a config leaves unset (fercli demo
@@ -51,7 +65,7 @@ func DefaultSynthOptions() SynthOptions {
 }
 
 func init() {
-	RegisterDataset("synth", "embedded procedural faces, 7 expressions, with valence/arousal and 8 AUs (data/synth)", openSynth)
+	RegisterDataset("synth", "embedded procedural faces, 7 expressions, with valence/arousal and 8 AUs (data/synth); options train_n, val_n, test_n, size, frames, seed, noise, crop, augment, shift, normalize, frame_targets, classes (a subset), quadruplet (QCS) / pairs (DCS), negative_class", openSynth)
 }
 
 func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
@@ -89,13 +103,38 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 	default:
 		return nil, fmt.Errorf("normalize = %q, want imagenet or none", o.Normalize)
 	}
-	g := &synthGen{opts: o}
+	var subset []int
+	for _, name := range o.Classes {
+		k := slices.Index(synth.Classes, strings.ToLower(name))
+		if k < 0 {
+			return nil, fmt.Errorf("classes: %q is not one of %s", name, strings.Join(synth.Classes, ", "))
+		}
+		if slices.Contains(subset, k) {
+			return nil, fmt.Errorf("classes: %q twice", name)
+		}
+		subset = append(subset, k)
+	}
+	neg, err := data.ParseNegativeClass(o.NegativeClass)
+	if err != nil {
+		return nil, err
+	}
+	switch {
+	case o.Quadruplet && o.Pairs:
+		return nil, fmt.Errorf("quadruplet (QCS) and pairs (DCS) exclude each other: set one")
+	case (o.Quadruplet || o.Pairs) && o.Frames > 0:
+		return nil, fmt.Errorf("quadruplet and pairs are for still images (frames = 0)")
+	}
+	g := &synthGen{opts: o, classes: subset}
 	mk := func(split int, n int) Dataset {
 		if n == 0 {
 			return nil
 		}
-		return &SynthDataset{gen: g, split: split, n: n, mean: mean, std: std, frames: o.Frames,
+		d := &SynthDataset{gen: g, split: split, n: n, mean: mean, std: std, frames: o.Frames,
 			augment: o.Augment, shift: o.Shift, crop: o.Crop, frameTargets: o.FrameTargets}
+		if split == 0 {
+			d.quadruplet, d.pairs, d.negative = o.Quadruplet, o.Pairs, neg
+		}
+		return d
 	}
 	shape := []int64{3, int64(side), int64(side)}
 	if o.Frames > 0 {
@@ -128,16 +167,17 @@ func openSynth(cfg DataConfig, _ int64) (*Splits, error) {
 // synthGen generates the three splits once, on first use, so opening the
 // data set for predict (which only needs ImageInput) costs nothing.
 type synthGen struct {
-	opts   SynthOptions
-	once   sync.Once
-	splits [3][]synth.Sample
-	err    error
+	opts    SynthOptions
+	classes []int // nil: all
+	once    sync.Once
+	splits  [3][]synth.Sample
+	err     error
 }
 
 func (g *synthGen) get(split int) ([]synth.Sample, error) {
 	g.once.Do(func() {
 		o := g.opts
-		cfg := synth.Config{Size: o.Size, Frames: o.Frames, Seed: o.Seed, Noise: o.Noise, Balanced: true}
+		cfg := synth.Config{Size: o.Size, Frames: o.Frames, Seed: o.Seed, Noise: o.Noise, Balanced: true, Classes: g.classes}
 		g.splits[0], g.splits[1], g.splits[2], g.err = synth.GenerateSplits(cfg, o.TrainN, o.ValN, o.TestN)
 	})
 	return g.splits[split], g.err
@@ -155,6 +195,11 @@ type SynthDataset struct {
 	crop      int
 	// frameTargets: per-frame targets [B,T,...] (SynthOptions.FrameTargets)
 	frameTargets bool
+	// quadruplet, pairs: training tuples (SynthOptions.Quadruplet, Pairs)
+	quadruplet, pairs bool
+	negative          data.NegativeClass
+	indexOnce         sync.Once
+	index             *data.ClassIndex
 }
 
 // Len implements Dataset.
@@ -180,28 +225,12 @@ func (d *SynthDataset) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.De
 	if err != nil {
 		return nil, err
 	}
-	var data []float32
-	var labels, shape []int64
-	if d.frames > 0 {
-		data, labels, shape, err = synth.BatchClips(samples, idx, d.mean, d.std)
-	} else {
-		data, labels, shape, err = synth.BatchCHW(samples, idx, d.mean, d.std)
+	if train && (d.quadruplet || d.pairs) {
+		return d.tupleBatch(samples, idx, rng, dev)
 	}
+	data, labels, shape, err := d.images(samples, idx, train, rng)
 	if err != nil {
 		return nil, err
-	}
-	switch {
-	case d.crop > 0:
-		// the crop window itself moves by up to shift pixels when
-		// augmenting (clamped to the image), and flips
-		var r *rand.Rand
-		if train && d.augment {
-			r = rng
-		}
-		data = cropCHW(data, shape, d.crop, r, d.shift)
-		shape[len(shape)-2], shape[len(shape)-1] = int64(d.crop), int64(d.crop)
-	case train && d.augment:
-		augmentCHW(data, shape, rng, d.shift)
 	}
 	va, au, err := synth.BatchTargets(samples, idx)
 	if err != nil {
@@ -228,6 +257,96 @@ func (d *SynthDataset) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.De
 		TargetVA:    TensorData{va, []int64{int64(len(idx)), 2}},
 		TargetAU:    TensorData{au, []int64{int64(len(idx)), synth.NumAUs}},
 	})
+}
+
+// tupleBatch is a training batch of QCS quadruplets or DCS pairs drawn
+// as for the still-image data sets (data.ClassIndex: positive another
+// image of the anchor's class, negatives of a class y' by d.negative),
+// each image group augmented with its own stream.
+func (d *SynthDataset) tupleBatch(samples []synth.Sample, idx []int, rng *rand.Rand, dev gotch.Device) (*Batch, error) {
+	d.indexOnce.Do(func() {
+		labels := make([]int, len(samples))
+		for i, s := range samples {
+			labels[i] = s.Label
+		}
+		d.index = data.NewClassIndex(labels, synth.NumClasses)
+	})
+	roles := 4
+	check := d.index.CheckQuadruplets(d.negative, synth.Classes)
+	if d.pairs {
+		roles, check = 2, d.index.CheckPairs(synth.Classes)
+	}
+	if check != nil {
+		return nil, fmt.Errorf("synth train: %w", check)
+	}
+	base := rng.Uint64()
+	groups := make([][]int, roles)
+	neg := make([]int64, len(idx))
+	for j, a := range idx {
+		var q data.Quadruplet
+		if d.pairs {
+			q = data.Quadruplet{Anchor: a, Positive: d.index.DrawPositive(a, data.PositionRand(base, j, 0))}
+		} else {
+			q = d.index.Draw(a, d.negative, data.PositionRand(base, j, 0))
+		}
+		neg[j] = int64(q.NegLabel)
+		members := [4]int{q.Anchor, q.Positive, q.Negative, q.Negative2}
+		for k := range roles {
+			groups[k] = append(groups[k], members[k])
+		}
+	}
+	inputs := make([][]float32, roles)
+	shapes := make([][]int64, roles)
+	var labels []int64
+	for k, g := range groups {
+		x, l, shape, err := d.images(samples, g, true, rand.New(rand.NewPCG(base, uint64(k)+1)))
+		if err != nil {
+			return nil, err
+		}
+		inputs[k], shapes[k] = x, shape
+		if k == 0 {
+			labels = l
+		}
+	}
+	ids := make([]string, len(idx))
+	for j, i := range idx {
+		ids[j] = fmt.Sprintf("synth/%s/%d", splitNames[d.split], i)
+	}
+	targets := map[string]any{TargetLabel: labels}
+	if !d.pairs {
+		targets[TargetLabelNeg] = neg
+	}
+	return NewBatch(dev, ids, inputs, shapes, targets)
+}
+
+// images renders the samples at idx as one input tensor's data (cropped,
+// and augmented when train).
+func (d *SynthDataset) images(samples []synth.Sample, idx []int, train bool, rng *rand.Rand) ([]float32, []int64, []int64, error) {
+	var data []float32
+	var labels, shape []int64
+	var err error
+	if d.frames > 0 {
+		data, labels, shape, err = synth.BatchClips(samples, idx, d.mean, d.std)
+	} else {
+		data, labels, shape, err = synth.BatchCHW(samples, idx, d.mean, d.std)
+	}
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	switch {
+	case d.crop > 0:
+		// the crop window itself moves by up to shift pixels when
+		// augmenting (clamped to the image), and flips
+		var r *rand.Rand
+		if train && d.augment {
+			r = rng
+		}
+		data = cropCHW(data, shape, d.crop, r, d.shift)
+		shape[len(shape)-2], shape[len(shape)-1] = int64(d.crop), int64(d.crop)
+	case train && d.augment:
+		augmentCHW(data, shape, rng, d.shift)
+	}
+	return data, labels, shape, nil
 }
 
 // TensorData is a float32 buffer with its shape, for NewBatch.

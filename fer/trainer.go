@@ -231,7 +231,9 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		}
 	}
 	if cfg.Init != "" && !resume {
-		rep, err := InitFromCheckpoint(t.Model, cfg.Init, t.Classes)
+		// a fer checkpoint, or published weights the model's
+		// WeightsLoader reads (weights.go)
+		rep, err := InitWeights(t.Model, cfg.Init, t.Classes)
 		if err != nil {
 			return nil, err
 		}

@@ -245,6 +245,10 @@ type LoadOptions struct {
 	AllowMissing bool
 	// AllowUnexpected ignores checkpoint entries the model has no use for.
 	AllowUnexpected bool
+	// Exclude leaves the model variables it accepts (names after Into)
+	// out of the load: they keep their values and are not reported
+	// missing (a new classifier head on a pretrained backbone).
+	Exclude func(name string) bool
 }
 
 // LoadReport says how a checkpoint's names matched the model's.
@@ -332,9 +336,13 @@ func LoadStateDict(vs *nn.VarStore, sd *StateDict, opts LoadOptions) (*LoadRepor
 	for name, t := range vars {
 		switch {
 		case into == "":
-			model[name] = t
 		case strings.HasPrefix(name, into+"."):
-			model[strings.TrimPrefix(name, into+".")] = t
+			name = strings.TrimPrefix(name, into+".")
+		default:
+			continue
+		}
+		if opts.Exclude == nil || !opts.Exclude(name) {
+			model[name] = t
 		}
 	}
 	r := &LoadReport{Source: sd.Source}

@@ -61,7 +61,7 @@ func backboneClassifier(s backboneSpec) fer.ModelFactory {
 		if err := b.err(); err != nil {
 			return nil, fmt.Errorf("%s head: %w", s.name, err)
 		}
-		return fer.NewClassifier(&featureClassifier{Backbone: net, Head: head}, vs), nil
+		return fer.NewClassifier(withWeights(s.name, &featureClassifier{Backbone: net, Head: head}, vs), vs), nil
 	}
 }
 

@@ -251,6 +251,13 @@ func (c QCSConfig) normalized() (QCSConfig, error) {
 	return c, nil
 }
 
+// backboneConfig is the configuration of the model's IR-50, "ir_back".
+func (c QCSConfig) backboneConfig() IR50Config {
+	bcfg := IR50QCSConfig()
+	bcfg.ResizeTo, bcfg.Units = int64(c.ResizeTo), c.BackboneUnits
+	return bcfg
+}
+
 // TokenGrid is the side g of each scale's token grid (7 at 112): four
 // stride-2 3×3 convolutions (padding 1) after the resize.
 func (c QCSConfig) TokenGrid() int {
@@ -362,9 +369,7 @@ func newQCS(b *builder, cfg QCSConfig) (*QCS, error) {
 	tokens := 3 * g * g
 	m.Base = newQCSViT(b.sub("VIT_base"), cfg, cfg.BaseDepth, cfg.BaseDrop, tokens)
 	m.Cross = newQCSViT(b.sub("VIT_cross"), cfg, cfg.CrossDepth, cfg.CrossDrop, tokens)
-	bcfg := IR50QCSConfig()
-	bcfg.ResizeTo, bcfg.Units = int64(cfg.ResizeTo), cfg.BackboneUnits
-	if m.Backbone, err = newIR50(b.sub("ir_back"), bcfg); err != nil {
+	if m.Backbone, err = newIR50(b.sub("ir_back"), cfg.backboneConfig()); err != nil {
 		return nil, fmt.Errorf("qcs: %w", err)
 	}
 	// the code writes 768 for the embedding width; Dim (768) here

@@ -168,15 +168,21 @@ func (m *QCSModel) VarStore() *nn.VarStore { return m.VS }
 // DefaultLoss implements fer.LossProvider.
 func (m *QCSModel) DefaultLoss() (fer.Loss, error) { return QCSLoss{}, nil }
 
-// LoadWeights loads a public QCS/DCS checkpoint (LoadQCSWeights).
-func (m *QCSModel) LoadWeights(file string) (*QCSWeightsReport, error) {
+// LoadQCSWeights loads a public QCS/DCS checkpoint into the whole model
+// (LoadQCSWeights). LoadWeights and LoadWeightsStrict (qcsinit.go) are
+// the fer.WeightsLoader side.
+func (m *QCSModel) LoadQCSWeights(file string) (*QCSWeightsReport, error) {
 	return LoadQCSWeights(m.VS, file, m.Net.cfg)
 }
 
 // LoadBackboneInit loads ir50.pth (or a QCS checkpoint's backbone) into
-// ir_back (LoadQCSBackboneInit).
+// ir_back, built as the model's configuration says (LoadIR50Init).
 func (m *QCSModel) LoadBackboneInit(file string) (*LoadReport, error) {
-	return LoadQCSBackboneInit(m.VS, file)
+	rep, err := LoadIR50Init(m.VS, "ir_back", m.Net.cfg.backboneConfig(), file)
+	if err != nil {
+		return rep, fmt.Errorf("initialise the QCS backbone: %w", err)
+	}
+	return rep, nil
 }
 
 // Stages implements gradcam.StageForwarder: IR-50's three stages.

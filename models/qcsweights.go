@@ -253,6 +253,12 @@ func InspectQCSCheckpoint(file string) (*QCSCheckpointInfo, error) {
 		return nil, err
 	}
 	defer sd.Drop()
+	return InspectQCSStateDict(sd)
+}
+
+// InspectQCSStateDict is InspectQCSCheckpoint on a state_dict already
+// read.
+func InspectQCSStateDict(sd *StateDict) (*QCSCheckpointInfo, error) {
 	info := &QCSCheckpointInfo{Variant: DCSVariant}
 	found := false
 	for _, k := range sd.Names {
@@ -304,6 +310,17 @@ func LoadIR50Init(vs *nn.VarStore, into string, cfg IR50Config, file string) (*L
 		return nil, err
 	}
 	defer sd.Drop()
+	return LoadIR50StateDict(vs, into, cfg, sd)
+}
+
+// LoadIR50StateDict is LoadIR50Init on a state_dict already read.
+func LoadIR50StateDict(vs *nn.VarStore, into string, cfg IR50Config, sd *StateDict) (*LoadReport, error) {
+	return loadIR50(vs, into, cfg, sd, nil)
+}
+
+// loadIR50 is LoadIR50StateDict leaving the variables exclude accepts
+// (a classifier head next to the backbone) out of the load.
+func loadIR50(vs *nn.VarStore, into string, cfg IR50Config, sd *StateDict, exclude func(string) bool) (*LoadReport, error) {
 	qcs := slices.ContainsFunc(sd.Names, func(k string) bool {
 		return strings.HasPrefix(strings.TrimPrefix(k, "module."), "ir_back.")
 	})
@@ -317,7 +334,7 @@ func LoadIR50Init(vs *nn.VarStore, into string, cfg IR50Config, file string) (*L
 		}
 		return cfg.RenameKey(key)
 	}
-	rep, err := LoadStateDict(vs, sd, LoadOptions{Into: into, StripPrefixes: []string{"module."}, Rename: rename})
+	rep, err := LoadStateDict(vs, sd, LoadOptions{Into: into, StripPrefixes: []string{"module."}, Rename: rename, Exclude: exclude})
 	if err != nil {
 		return rep, err
 	}

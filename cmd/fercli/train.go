@@ -130,6 +130,8 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train resnet18 --rafdb --data-root /data/RAF-DB/basic   # the data set's defaults
   fercli train mt-vgg-rnn --affwild2 --data-root /data/Aff-Wild2   # configs/mt-vgg-rnn_affwild2.yaml
   fercli train mt-arcres --init runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic
+  fercli train qcs --rafdb --data-root /data/RAF-DB --init ir50.pth   # configs/qcs_rafdb.yaml, IR-50 from ir50.pth
+  fercli train dcs --ferplus --data-root /data/FERPlus --init ir50.pth
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. A run dir is locked while a run uses it; a new run refuses to
@@ -148,7 +150,7 @@ Datasets (data.options in README.md):
 		Flags: append(append(append(runFlags(), presetFlags()...),
 			&cli.StringFlag{Name: "resume", Usage: "continue the run in this run dir from its last.ckpt, or from the checkpoint file given (e.g. RUN/best.ckpt); the stored config with edits of RUN/config.yaml and any --set, printed as a diff"},
 			overwriteFlag,
-			&cli.StringFlag{Name: "init", Usage: "start from the weights of another run's checkpoint (RUN/best.ckpt), e.g. pre-trained on Aff-Wild2: heads whose shape or classes change are re-initialised and listed"},
+			&cli.StringFlag{Name: "init", Usage: "start from the weights of another run's checkpoint (RUN/best.ckpt), e.g. pre-trained on Aff-Wild2: heads whose shape or classes change are re-initialised and listed; or from published weights the model reads (ir50.pth, a QCS checkpoint): what was loaded and ignored is printed"},
 		), distFlags()...),
 		Action: trainAction,
 	})

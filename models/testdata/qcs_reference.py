@@ -2,6 +2,7 @@
 """PyTorch reference of QCS and DCS for the Go tests in fer/models (qcs_test.go).
 
 usage: /usr/bin/python3 qcs_reference.py OUTDIR [CASE ...]
+       /usr/bin/python3 qcs_reference.py --published OUTDIR [IMAGE ...]
 
 Our own modules, written from the public code (github.com/birdwcp/QCS,
 models/QCS_*.py, DCS_*.py, vit_model_{7,8}cls.py, ir50.py, utils.py) with its
@@ -27,6 +28,9 @@ For every case it writes, into OUTDIR:
 and qcs_meta.json (configs, seeds, parameter counts). Case "csa" checks the
 four attention functions of utils.py alone; case qcs_rafdb also writes its
 IR-50 as face.evoLVe's ir50.pth names it (legacy torch.save format).
+
+With --published it writes reduced stand-ins of the released files for the
+CLI tests (make_published below).
 """
 import copy
 import json
@@ -595,9 +599,53 @@ def save_ir50_evolve(bb, path):
     torch.save(evolve, path, _use_new_zipfile_serialization=False)
 
 
+# Reduced-size stand-ins for the files the public code releases, for the
+# CLI tests of cmd/fercli (`qcs_reference.py --published OUTDIR IMAGE...`):
+# QCS_7cls_raf_db.py's model at width 32, 32-pixel backbone input and one IR
+# unit per stage, saved as main_QCS_raf_db.py's save_checkpoint writes it
+# (QCS_RAF-DB.pth), an IR-50 of the same reduced shape as ir50.py's
+# Backbone names it, in the legacy torch.save format (ir50.pth), and the
+# class probabilities QCS_RAF-DB.pth gives each IMAGE through the RAF-DB
+# test transforms of main_QCS_raf_db.py (published.json).
+PUBLISHED = dict(dim=32, resize=32, units=(1, 1, 1))
+
+
+def make_published(out, images):
+    import torchvision.transforms as T
+    from PIL import Image
+
+    os.makedirs(out, exist_ok=True)
+    cfg = dict(DEFAULT, **PUBLISHED)
+    torch.manual_seed(51)
+    m = QCSNet(cfg)
+    save_weights(m, os.path.join(out, "QCS_RAF-DB.pth"), "training_old_module")
+    torch.manual_seed(52)
+    bb = Backbone(cfg["resize"], cfg["units"])
+    torch.save(bb.state_dict(), os.path.join(out, "ir50.pth"), _use_new_zipfile_serialization=False)
+    test = T.Compose([T.Resize((224, 224)), T.ToTensor(),
+                      T.Normalize(mean=[0.485, 0.456, 0.406], std=[0.229, 0.224, 0.225])])
+    probs = {}
+    m.eval()
+    with torch.no_grad():
+        for path in images:
+            with open(path, "rb") as f:
+                x = test(Image.open(f).convert("RGB")).unsqueeze(0)
+            probs[path] = F.softmax(m(x), dim=1)[0].tolist()
+    meta = {"cfg": {k: list(v) if isinstance(v, tuple) else v for k, v in cfg.items()},
+            "ir50_input_layer_weight_sum": bb.input_layer[0].weight.sum().item(),
+            "probs": probs, "torch": torch.__version__}
+    with open(os.path.join(out, "published.json"), "w") as f:
+        json.dump(meta, f, indent=1)
+
+
 def main():
     if len(sys.argv) < 2:
         sys.exit(__doc__)
+    if sys.argv[1] == "--published":
+        if len(sys.argv) < 3:
+            sys.exit(__doc__)
+        make_published(sys.argv[2], sys.argv[3:])
+        return
     out = sys.argv[1]
     names = sys.argv[2:] or list(CASES) + ["csa"]
     os.makedirs(out, exist_ok=True)
