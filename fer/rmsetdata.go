@@ -36,7 +36,17 @@ type RMsetData struct {
 	// Workers is the number of goroutines loading images (0: one per
 	// core).
 	Workers int
+	// Note describes the set for the log (what was opened, how many
+	// anchors); may be empty.
+	Note string
 }
+
+// ProtocolNote returns Note.
+func (d *RMsetData) ProtocolNote() string { return d.Note }
+
+// Drops implements data.DropReporter: the videos and people the sampler
+// leaves out because they can never be anchors, by reason.
+func (d *RMsetData) Drops() *data.Drops { return d.Sampler.Drops() }
 
 // Len implements Dataset.
 func (d *RMsetData) Len() int {
