@@ -44,7 +44,30 @@ func presetFlags() []cli.Flag {
 		out = append(out, &cli.BoolFlag{Name: p.flag, Usage: fmt.Sprintf(
 			"train on %s (data set %s) from the built-in <model>_%s config if there is one, else the data set's defaults; needs --data-root", p.title, p.dataset, p.dataset)})
 	}
-	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"})
+	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"},
+		&cli.StringFlag{Name: "rmset", Usage: "RMset folder (fercli rmset build) for the unlabelled aux stream (sets aux.data.root; aux.data.name rmset unless the config names another): RMFER's ACL from aux.start_epoch on. Without it, an rmset stream without a root is off (rmfer recipes then train L_pre only)"})
+}
+
+// applyRMset points the config's aux stream at --rmset DIR, or, without
+// the flag, turns off an rmset stream that has no root (the rmfer
+// recipes' aux section before --rmset fills it) and says so.
+func applyRMset(c *cli.Context, cfg *fer.Config) error {
+	aux := &cfg.Aux
+	if !c.IsSet("rmset") {
+		if aux.Data.Name == "rmset" && aux.Data.Root == "" {
+			fmt.Printf("no --rmset: the config's RMset stream (aux) is off; training without it (rmfer: L_pre only)\n")
+			*aux = fer.AuxConfig{}
+		}
+		return nil
+	}
+	if setsKey(c, "aux.data.root") || setsKey(c, "aux.data") || setsKey(c, "aux") {
+		return fmt.Errorf("--rmset and --set aux.data... both set the RMset folder: keep one")
+	}
+	if aux.Data.Name == "" {
+		aux.Data.Name = "rmset"
+	}
+	aux.Data.Root = c.String("rmset")
+	return cfg.Validate()
 }
 
 // presetDataset returns the data set selected by a --<dataset> flag (""
@@ -158,9 +181,17 @@ func setsKey(c *cli.Context, key string) bool {
 }
 
 // printProtocolNote prints, once, how a data set fills its evaluation
-// split when it says so (DFEW: val = test fold).
+// split when it says so (DFEW: val = test fold), and what the aux stream
+// opened (RMset: videos, faces, anchors).
 func printProtocolNote(r *fer.Run) {
 	if n, ok := r.Data.Val.(interface{ ProtocolNote() string }); ok && n.ProtocolNote() != "" {
 		fmt.Printf("data %s: %s\n", r.Cfg.Data.Name, n.ProtocolNote())
 	}
+	if r.Aux == nil {
+		return
+	}
+	if n, ok := r.Aux.Data.(interface{ ProtocolNote() string }); ok && n.ProtocolNote() != "" {
+		fmt.Printf("aux %s: %s\n", r.Cfg.Aux.Data.Name, n.ProtocolNote())
+	}
+	fmt.Printf("aux %s: %d sample(s) per step from epoch %d on\n", r.Cfg.Aux.Data.Name, max(r.Aux.BatchSize, 1), r.Aux.StartEpoch+1)
 }

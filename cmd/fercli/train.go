@@ -172,8 +172,8 @@ func trainAction(c *cli.Context) error {
 	resume := c.String("resume")
 	var plan *fer.ResumePlan
 	if resume != "" {
-		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") || c.IsSet("init") {
-			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag, --fold and --init (use --set to change a key)")
+		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") || c.IsSet("init") || c.IsSet("rmset") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag, --fold, --init and --rmset (use --set to change a key)")
 		}
 		if c.Bool("overwrite") {
 			return fmt.Errorf("--resume continues a run and --overwrite starts one over: give one of them")
@@ -191,6 +191,9 @@ func trainAction(c *cli.Context) error {
 		}
 	} else {
 		if cfg, err = presetConfig(c); err != nil {
+			return err
+		}
+		if err := applyRMset(c, cfg); err != nil {
 			return err
 		}
 		if c.IsSet("init") {
@@ -224,6 +227,7 @@ func trainAction(c *cli.Context) error {
 	if comm == nil || comm.Rank() == 0 {
 		printProtocolNote(r)
 		printDrops(r.Data)
+		printAuxDrops(r)
 	}
 	tr.Progress = progressFlag(c)
 	tr.Overwrite = c.Bool("overwrite")
