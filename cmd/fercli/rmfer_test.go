@@ -2,7 +2,10 @@ package main
 
 import (
 	"bytes"
+	"encoding/json"
+	"fmt"
 	"os"
+	"os/exec"
 	"path/filepath"
 	"runtime"
 	"strings"
@@ -187,4 +190,71 @@ func trainRecordsOf(t *testing.T, run string) []fer.Record {
 		}
 	}
 	return out
+}
+
+// TestReproRMFERScript: repro/rmfer.sh on RAF-DB fixtures (synthetic
+// labelled faces, a synthetic RMset in the builder's layout) trains the
+// baseline (λ1 = 0, no RMset), w/o ACL (L_pre), full (L_pre, then + ACL)
+// and the semi-supervised run (LABELLED=14 of 28 images, recorded in
+// labelled.txt), and prints each run's test WAR/UAR as `fercli eval`
+// measured them beside the paper's columns, which stay "unknown".
+func TestReproRMFERScript(t *testing.T) {
+	if _, err := exec.LookPath("bash"); err != nil {
+		t.Skip("no bash")
+	}
+	raf := writeRAFDBFaces(t)
+	rm := t.TempDir()
+	rmsetfixture.Synthetic{Videos: 1, People: 4, Frames: 70, Size: 32}.Write(t, rm)
+	runs := filepath.Join(t.TempDir(), "runs")
+	script, err := filepath.Abs("../../repro/rmfer.sh")
+	if err != nil {
+		t.Fatal(err)
+	}
+	env := append(os.Environ(), "FERCLI="+os.Args[0], "FERCLI_RUN_MAIN=1", "OMP_WAIT_POLICY=PASSIVE",
+		"FER_DEVICE=cpu", "RUNS="+runs, "LABELLED=14")
+	// a larger learning rate than the recipe's 2e-6, so that six steps move the runs apart
+	cmd := exec.Command("bash", append(append([]string{script, "rafdb", raf, rm}, tinyRMFER...), "--lr", "0.003")...)
+	cmd.Env = env
+	outb, err := cmd.CombinedOutput()
+	out := string(outb)
+	if err != nil {
+		t.Fatalf("script: %v\n%s", err, out)
+	}
+	t.Logf("repro/rmfer.sh output:\n%s", out[strings.Index(out, "RMFER on rafdb"):])
+	rows := map[string]string{"baseline": "baseline (L_FER)", "wo_acl": "w/o ACL (L_pre)", "full": "full (L_pre + ACL)", "semi_14": "full, 14 labels"}
+	for name, title := range rows {
+		var ev struct {
+			Metrics map[string]float64 `json:"metrics"`
+		}
+		b, err := os.ReadFile(filepath.Join(runs, name, "eval_test.json"))
+		if err != nil {
+			t.Fatal(err)
+		}
+		if err := json.Unmarshal(b, &ev); err != nil {
+			t.Fatal(err)
+		}
+		row := fmt.Sprintf("%-22s %8.2f %8.2f   %14s %14s", title, 100*ev.Metrics["acc"], 100*ev.Metrics["uar"], "unknown", "unknown")
+		if !strings.Contains(out, row) {
+			t.Errorf("output lacks %q", row)
+		}
+		_, acl := trainRecordsOf(t, filepath.Join(runs, name))[1].Values["loss/acl"]
+		if acl != (name == "full" || name == "semi_14") {
+			t.Errorf("%s: ACL loss logged %v", name, acl)
+		}
+	}
+	cfg, err := fer.LoadConfig(filepath.Join(runs, "baseline", fer.ConfigFile))
+	if err != nil || cfg.Model.Options["lambda1"] != 0 || cfg.Aux.Enabled() {
+		t.Fatalf("baseline config: lambda1 %v, aux %+v (%v)", cfg.Model.Options["lambda1"], cfg.Aux, err)
+	}
+	lb, err := os.ReadFile(filepath.Join(runs, "semi_14", fer.LabelledFile))
+	if err != nil || strings.Count(string(lb), "\n") != 15 || !strings.HasPrefix(string(lb), "# 14 of 28 training images") {
+		t.Fatalf("labelled.txt: %v\n%s", err, lb)
+	}
+	// a second call finds the finished runs and only re-evaluates
+	cmd = exec.Command("bash", script, "rafdb", raf, rm)
+	cmd.Env = env
+	outb, err = cmd.CombinedOutput()
+	if err != nil || strings.Count(string(outb), "already finished") != 4 {
+		t.Fatalf("rerun: %v\n%s", err, outb)
+	}
 }
