@@ -53,6 +53,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REF_DIR = os.path.join(HERE, "..", "models", "testdata")
 
 
+def rmfer_ref():
+    """RMFERNet (the public RMFER model with its ACL sketch) from the RMFER
+    tests' reference script."""
+    sys.path.insert(0, os.path.abspath(REF_DIR))
+    try:
+        import rmfer_ref
+    finally:
+        sys.path.pop(0)
+    return rmfer_ref
+
+
 def ref_modules():
     """IR50 and TFEfficientNet from the backbone tests' reference script
     (it sets the thread count on import; callers set it again)."""
@@ -306,6 +317,59 @@ def mt_loss(out, t):
 
 MT_MODELS = ("mt-vgg-rnn", "mt-arcres")
 
+# bench/model.go's RMFER row: one RMset anchor with this many positive and
+# negative candidates, SAM radius
+RMFER_CANDIDATES = 10
+RMFER_SAM_RHO = 0.05
+
+
+class SAM:
+    """The public RMFER code's SAMOptimizer (optimizer/SAM.py) around a
+    base optimiser: first_step adds e_w = rho * g / (||g|| + 1e-12),
+    second_step subtracts it and steps the base optimiser."""
+
+    def __init__(self, params, base, rho):
+        self.params, self.base, self.rho = list(params), base, rho
+        self.e_w = {}
+
+    @torch.no_grad()
+    def first_step(self):
+        gs = [p for p in self.params if p.grad is not None]
+        norm = torch.norm(torch.stack([p.grad.norm(p=2) for p in gs]), p=2)
+        scale = self.rho / (norm + 1e-12)
+        for p in gs:
+            e_w = p.grad * scale.to(p)
+            p.add_(e_w)
+            self.e_w[p] = e_w
+
+    @torch.no_grad()
+    def second_step(self):
+        for p, e_w in self.e_w.items():
+            p.sub_(e_w)
+        self.e_w = {}
+        self.base.step()
+
+
+class RMFERStep:
+    """RMFER's phase-2 objective on a labelled batch and one RMset group,
+    as fer's models/rmferreg.go computes it: L_pre = CE(main) + CE(att)
+    (lambda1 = 1) + L_ACL (lambda2 = 1), the ACL selection (get_positive /
+    get_negative, no gradient) made in the first SAM pass and reused in
+    the second, as fer does."""
+
+    def __init__(self, model, x, y, anchor, pos, neg):
+        self.m, self.x, self.y = model, x, y
+        self.anchor, self.pos, self.neg = anchor, pos, neg
+        self.sel = None
+
+    def loss(self):
+        main, att, _, _ = self.m(self.x)
+        l_pre = F.cross_entropy(main, self.y) + F.cross_entropy(att, self.y)
+        if self.sel is None:
+            self.sel = (self.m.get_positive(self.anchor, self.pos), self.m.get_negative(self.anchor, self.neg))
+        p, n = self.sel
+        return l_pre + self.m.contrastive_loss(self.anchor, self.pos[p], self.neg[n])
+
 
 def build_model(name, classes, frames, size, width=24):
     if name == "resnet18":
@@ -326,7 +390,9 @@ def build_model(name, classes, frames, size, width=24):
         return MTVGGRNN(classes)
     if name == "mt-arcres":
         return MTArcRes(classes)
-    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres)" % name)
+    if name == "rmfer":
+        return rmfer_ref().RMFERNet(classes)
+    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres, rmfer)" % name)
 
 
 # -------------------------------------------------------------- memory ----
@@ -382,6 +448,14 @@ class ModelBench:
             self.opt = torch.optim.Adam(self.model.parameters(), lr=req["adam"]["lr"])
         else:
             raise ValueError("optimizer %r: want sgd or adam" % req["optimizer"])
+        self.rmfer = None
+        if name == "rmfer":
+            if self.opt.__class__ is not torch.optim.Adam:
+                raise ValueError("rmfer trains with SAM over Adam")
+            k = RMFER_CANDIDATES
+            self.rmfer = RMFERStep(self.model, self.x, self.y, torch.randn(1, 3, h, w, device=self.device),
+                                   torch.randn(k, 3, h, w, device=self.device), torch.randn(k, 3, h, w, device=self.device))
+            self.sam = SAM(self.model.parameters(), self.opt, RMFER_SAM_RHO)
         self.amp = bool(req.get("amp", False))
         self.scaler = torch.cuda.amp.GradScaler() if self.amp and self.device.type == "cuda" else None
         self.params = sum(p.numel() for p in self.model.parameters() if p.requires_grad)
@@ -399,7 +473,22 @@ class ModelBench:
         with torch.no_grad(), self.autocast():
             self.model(self.x)
 
+    def rmfer_step(self):
+        """fer.SAMStep: two forward/backward passes, the loss read once."""
+        r = self.rmfer
+        r.sel = None  # a new RMset group each step: select anew
+        self.opt.zero_grad(set_to_none=False)
+        loss = r.loss()
+        loss.item()
+        loss.backward()
+        self.sam.first_step()
+        self.opt.zero_grad(set_to_none=False)
+        r.loss().backward()
+        self.sam.second_step()
+
     def train_step(self):
+        if self.rmfer is not None:
+            return self.rmfer_step()
         self.opt.zero_grad(set_to_none=False)  # fer zeroes in place, as torch 1.13's default
         with self.autocast():
             out = self.model(self.x)

@@ -45,29 +45,31 @@ func presetFlags() []cli.Flag {
 			"train on %s (data set %s) from the built-in <model>_%s config if there is one, else the data set's defaults; needs --data-root", p.title, p.dataset, p.dataset)})
 	}
 	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"},
-		&cli.StringFlag{Name: "rmset", Usage: "RMset folder (fercli rmset build) for the unlabelled aux stream (sets aux.data.root; aux.data.name rmset unless the config names another): RMFER's ACL from aux.start_epoch on. Without it, an rmset stream without a root is off (rmfer recipes then train L_pre only)"})
+		&cli.StringFlag{Name: "rmset", Usage: "RMset folder (fercli rmset build) as the unlabelled aux stream (aux.data: name rmset, root DIR; the config's aux options and start epoch stay): RMFER's ACL from aux.start_epoch on. Without it, an rmset stream without a root is off (rmfer recipes then train L_pre only)"})
 }
 
-// applyRMset points the config's aux stream at --rmset DIR, or, without
-// the flag, turns off an rmset stream that has no root (the rmfer
-// recipes' aux section before --rmset fills it) and says so.
-func applyRMset(c *cli.Context, cfg *fer.Config) error {
-	aux := &cfg.Aux
+// rmsetOverrides are --rmset DIR's config overrides: the aux stream is
+// the rmset data set in DIR (the recipe's aux options and start epoch
+// stay). They come before --set, which may refine aux.data.options.
+func rmsetOverrides(c *cli.Context) ([]string, error) {
 	if !c.IsSet("rmset") {
-		if aux.Data.Name == "rmset" && aux.Data.Root == "" {
-			fmt.Printf("no --rmset: the config's RMset stream (aux) is off; training without it (rmfer: L_pre only)\n")
-			*aux = fer.AuxConfig{}
+		return nil, nil
+	}
+	for _, k := range []string{"aux", "aux.data", "aux.data.root", "aux.data.name"} {
+		if setsKey(c, k) {
+			return nil, fmt.Errorf("--rmset and --set %s both choose the aux stream's data: keep one", k)
 		}
-		return nil
 	}
-	if setsKey(c, "aux.data.root") || setsKey(c, "aux.data") || setsKey(c, "aux") {
-		return fmt.Errorf("--rmset and --set aux.data... both set the RMset folder: keep one")
+	return []string{`aux.data.name="rmset"`, fmt.Sprintf("aux.data.root=%q", c.String("rmset"))}, nil
+}
+
+// dropRootlessRMset turns off an rmset aux stream without a root (the
+// rmfer recipes' aux section when --rmset is not given) and says so.
+func dropRootlessRMset(cfg *fer.Config) {
+	if cfg.Aux.Data.Name == "rmset" && cfg.Aux.Data.Root == "" {
+		fmt.Printf("no --rmset: the config's RMset stream (aux) is off; training without it (rmfer: L_pre only)\n")
+		cfg.Aux = fer.AuxConfig{}
 	}
-	if aux.Data.Name == "" {
-		aux.Data.Name = "rmset"
-	}
-	aux.Data.Root = c.String("rmset")
-	return cfg.Validate()
 }
 
 // presetDataset returns the data set selected by a --<dataset> flag (""
@@ -149,11 +151,15 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 	if defaults && !c.IsSet("run-dir") && !setsKey(c, "run_dir") {
 		pre = append(pre, fmt.Sprintf("run_dir=%q", path.Join("runs", strings.ToLower(model)+"_"+dataset)))
 	}
+	rm, err := rmsetOverrides(c)
+	if err != nil {
+		return nil, err
+	}
 	fl, err := overrides(c)
 	if err != nil {
 		return nil, err
 	}
-	ov := append(pre, fl...)
+	ov := append(append(pre, rm...), fl...)
 	var cfg *fer.Config
 	if src != nil {
 		cfg, err = fer.ParseConfig(src, "built-in "+name, ov...)

@@ -9,6 +9,7 @@ import (
 	"testing"
 
 	"github.com/fer-research/fer/data/synth"
+	"github.com/fer-research/fer/internal/rmsetfixture"
 )
 
 // README's examples run as written (issue #11). The test reads every
@@ -19,8 +20,9 @@ import (
 //   - shrink: training commands get flags appended that make them a
 //     seconds-long run (fewer and smaller samples, one epoch, a narrow
 //     network); everything else about the line is as written;
-//   - paths: the placeholder data roots (/data/DFEW, /data/AFEW) point at
-//     fixtures in the real on-disk layouts, and face.png / faces/ exist;
+//   - paths: the placeholder data roots (/data/DFEW, /data/AFEW; in
+//     RMFER's lines /data/RAF-DB/basic and /data/rmset) point at fixtures
+//     in the real on-disk layouts, and face.png / faces/ exist;
 //   - skipped: lines that are not fercli commands run by this test
 //     (set-up, the test suite itself, scripts of multi-day runs) are
 //     listed in readmeSkipped with the reason.
@@ -35,7 +37,11 @@ var readmeSkipped = map[string]string{
 	"go test ./...":    "the test suite this test is part of",
 	"LIBTORCH=$(python3 -c 'import torch,os;print(os.path.dirname(torch.__file__))') ./setup-gotch.sh": "needs a second libtorch (a Python torch package with its C++ libraries) and rebuilds gotch",
 	"repro/stt_dfew.sh /data/DFEW": "5 folds × 100 epochs on the real DFEW; TestReproSTTDFEWScript runs the script on a fixture",
-	"go test ./data -run '^$' -fuzz '^FuzzAffectNetCSV$' -fuzztime 5m -parallel 1": "fuzzes for 5 minutes; plain go test runs every target's seed corpus",
+	"go test ./data -run '^$' -fuzz '^FuzzAffectNetCSV$' -fuzztime 5m -parallel 1":                                                                 "fuzzes for 5 minutes; plain go test runs every target's seed corpus",
+	"fercli train rmfer --rafdb --data-root /data/RAF-DB/basic --rmset /data/rmset --set data.options.labelled=4000 --run-dir runs/rmfer_rafdb_4k": "needs at least 4,000 training images; TestReproRMFERScript runs the protocol with LABELLED=14 on a fixture, fer's TestStaticLabelledSubset checks the subset",
+	"fercli train rmfer --affectnet8 --data-root /data/AffectNet --rmset /data/rmset --init enet_b2_8.pt":                                          "needs HSEmotion's enet_b2_8.pt, which cannot be downloaded here; TestRMFERWeightsLoader loads a file the reference script writes in that format",
+	"fercli predict --model effnet_b2 --weights enet_b2_8.pt --data affectnet8 face.png":                                                           "needs HSEmotion's enet_b2_8.pt, which cannot be downloaded here; TestEffNetClassifierWeights loads a file the reference script writes in that format",
+	"repro/rmfer.sh rafdb /data/RAF-DB/basic /data/rmset":                                                                                          "3-4 runs × 15 epochs on the real RAF-DB; TestReproRMFERScript runs the script on fixtures",
 }
 
 // readmeShrink are the flags appended to a command to make it a small run,
@@ -49,7 +55,13 @@ var readmeShrink = []struct {
 	{"train --model smallcnn --data synth", []string{"--epochs", "1", "--batch-size", "16", "--progress=false",
 		"--set", "data.options={train_n: 48, val_n: 14, test_n: 14, size: 32, crop: 0}", "--set", "model.options.width=4"}},
 	{"train --resume", []string{"--progress=false"}},
+	{"train rmfer", append([]string{}, tinyRMFER...)},
 }
+
+// readmeRMFERLines are the command prefixes whose /data/RAF-DB/basic and
+// /data/rmset point at fixtures (RMFER's section; other sections' lines
+// with those roots get none).
+var readmeRMFERLines = []string{"train rmfer", "rmset attention"}
 
 // readmeCommands extracts the command lines of the ```sh blocks: comments
 // removed, continuation lines joined.
@@ -113,6 +125,9 @@ func TestReadmeExamplesRun(t *testing.T) {
 	first, _ := filepath.Glob(filepath.Join(faces, "*.png"))
 	copyFile(t, first[0], filepath.Join(work, "face.png"))
 	paths := strings.NewReplacer("/data/DFEW", dfew, "/data/AFEW", afew)
+	rm := filepath.Join(work, "rmset-fixture")
+	rmsetfixture.Synthetic{Videos: 1, People: 4, Frames: 70, Size: 32}.Write(t, rm)
+	rmferPaths := strings.NewReplacer("/data/RAF-DB/basic", writeRAFDBFaces(t), "/data/rmset", rm)
 
 	ran := 0
 	for _, line := range cmds {
@@ -135,6 +150,13 @@ func TestReadmeExamplesRun(t *testing.T) {
 		}
 		args = args[1:] // fercli
 		cmdline := strings.Join(args, " ")
+		for _, p := range readmeRMFERLines {
+			if strings.HasPrefix(cmdline, p) {
+				for i := range args {
+					args[i] = rmferPaths.Replace(args[i])
+				}
+			}
+		}
 		for _, s := range readmeShrink {
 			if strings.HasPrefix(cmdline, s.prefix) {
 				args = append(args, s.flags...)

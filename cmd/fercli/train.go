@@ -130,6 +130,7 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train resnet18 --rafdb --data-root /data/RAF-DB/basic   # the data set's defaults
   fercli train mt-vgg-rnn --affwild2 --data-root /data/Aff-Wild2   # configs/mt-vgg-rnn_affwild2.yaml
   fercli train mt-arcres --init runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic
+  fercli train rmfer --rafdb --data-root /data/RAF-DB/basic --rmset /data/rmset   # configs/rmfer_rafdb.yaml: L_pre, then + ACL on the RMset
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. A run dir is locked while a run uses it; a new run refuses to
@@ -193,9 +194,7 @@ func trainAction(c *cli.Context) error {
 		if cfg, err = presetConfig(c); err != nil {
 			return err
 		}
-		if err := applyRMset(c, cfg); err != nil {
-			return err
-		}
+		dropRootlessRMset(cfg)
 		if c.IsSet("init") {
 			cfg.Init = c.String("init")
 		}
