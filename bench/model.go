@@ -49,7 +49,17 @@ var Models = []ModelInfo{
 	{"mt-vgg-rnn", 2, 64, 8, "adam", "MT-VGG-RNN on a sequence batch: VGG-16 conv + fc6 4096 per frame → 2-layer GRU(128) → 17-unit head per frame; multi-task loss (1 − mean CCC + CE + BCE); Adam (configs/mt-vgg-rnn_affwild2.yaml)"},
 	{"mt-arcres", 8, 112, 0, "adam", "MT-ArcRes: ResNet-50 → VA/AU head + ArcFace expression head (s 64, m 0.5); multi-task loss; Adam (configs/mt-arcres_affwild2.yaml)"},
 	{"qcs", 2, 224, 0, "adam", "QCS (QCS_7cls_raf_db: IR-50 stages 1-3 → 147 tokens → ViT, cross attention + cross ViT in training); train: one SAM(ρ 0.05)-over-Adam step on a quadruplet batch (4 × batch images, two forward/backward passes, mean of 8 CE; configs/qcs_rafdb.yaml); forward: the base path alone (inference)"},
+	{"rmfer", 8, 112, 0, "adam", fmt.Sprintf("RMFER phase-2 step: EfficientNet-B2 + IAL on the labelled batch (L_pre, λ1 = 1) and ACL on one RMset anchor with %d + %d candidates (selection passes without gradient, loss on the anchor and the kept 10 %%, λ2 = 1); SAM (ρ %g) over Adam: two forward/backward passes (configs/rmfer_*.yaml)", RMFERCandidates, RMFERCandidates, RMFERSAMRho)},
 }
+
+// The RMFER row's RMset group and SAM radius: one anchor per step (the
+// recipes' aux.batch_size) with RMFERCandidates positive and as many
+// negative candidates (the recipes' 50 + 50 scaled down for CPU timing;
+// ACL keeps ⌈10 %⌉ of each), SAM rho as the recipes.
+const (
+	RMFERCandidates = 10
+	RMFERSAMRho     = 0.05
+)
 
 // samRho is the SAM radius of the models whose recipe wraps the optimiser
 // in SAM and whose timed step is the two-pass SAM step.
@@ -179,8 +189,20 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 		}
 	}()
 	classes := int64(cfg.Classes)
-	multiTask := false
+	multiTask, rmset := false, false
 	switch info.Name {
+	case "rmfer":
+		if cfg.AMP {
+			return nil, fmt.Errorf("bench rmfer: --amp is not measured for the SAM step")
+		}
+		net, err := models.NewRMFER(vs.Root(), models.DefaultRMFERConfig(classes))
+		if err != nil {
+			return nil, err
+		}
+		t.Model = &models.RMFERModel{Net: net, VS: vs, Lambda1: 1, Lambda2: 1}
+		t.Loss = models.RMFERLoss{Lambda1: 1, Lambda2: 1}
+		t.SAM = &optim.SAM{Rho: RMFERSAMRho}
+		rmset = true
 	case "mt-vgg-rnn":
 		c := models.DefaultMTVGGConfig(true)
 		c.NumClasses = classes
@@ -294,7 +316,30 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 			return nil, err
 		}
 	}
+	if rmset {
+		if err := t.rmsetBatch(); err != nil {
+			return nil, err
+		}
+	}
 	return t, nil
+}
+
+// rmsetBatch gives the batch a random RMset group (fer.RMsetInput*
+// layout): one anchor [1,3,H,W], RMFERCandidates positives and negatives
+// [1,K,3,H,W], as torch_bench.py makes them.
+func (t *Target) rmsetBatch() error {
+	h, w := int64(t.Cfg.Height), int64(t.Cfg.Width)
+	aux := &fer.Batch{Size: 1}
+	for _, shape := range [][]int64{{1, 3, h, w}, {1, RMFERCandidates, 3, h, w}, {1, RMFERCandidates, 3, h, w}} {
+		x, err := ts.Randn(shape, gotch.Float, t.Cfg.Device)
+		if err != nil {
+			aux.Drop()
+			return fmt.Errorf("bench rmfer: RMset batch: %w", err)
+		}
+		aux.Inputs = append(aux.Inputs, x)
+	}
+	t.Batch.Aux = aux
+	return nil
 }
 
 // multiTaskTargets replaces the batch's labels with per-frame multi-task
@@ -412,13 +457,20 @@ func (t *Target) Forward() error {
 
 // TrainStep is one training step: fer.DefaultStep (zero-grad, forward,
 // cross-entropy, backward, gradient-norm check, optimiser update), the
-// step fer's trainer runs. With AMP the same sequence is spelled out so
-// that only forward and loss run under autocast.
+// step fer's trainer runs, or fer.SAMStep for a model trained with SAM
+// (qcs, rmfer). With AMP the same sequence is spelled out so that only
+// forward and loss run under autocast.
 func (t *Target) TrainStep() error {
 	sc := &fer.StepContext{Model: t.Model, Loss: t.Loss, Opt: t.Opt, SAM: t.SAM, Step: 1}
 	if t.SAM != nil {
 		if t.Cfg.AMP {
 			return fmt.Errorf("bench %s: --amp with a SAM step is not timed", t.Cfg.Model)
+		}
+		if aux := t.Batch.Aux; aux != nil {
+			// a new RMset group object each step, as training draws one:
+			// RMFER selects P_imp/N_imp anew (its SAM second pass reuses
+			// the step's selection)
+			t.Batch.Aux = &fer.Batch{Inputs: aux.Inputs, Size: aux.Size}
 		}
 		res, err := fer.SAMStep(sc, t.Batch)
 		if err != nil {

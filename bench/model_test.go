@@ -17,8 +17,8 @@ func gradEnabled() bool { return int32(lib.AtGradSetEnabled(1)) == 1 }
 // classes (torch_bench.py's build_model, torch 1.13 / torchvision 0.14).
 var torchParams = map[string]int64{
 	"resnet18": 11180103, "ir50": 17613767, "stt": 19765319,
-	"mt-arcres": 23542858, // MT-VGG-RNN's 119,203,281 is checked without allocating in models.TestMTParamCounts
-	"qcs":       66810513, // QCSNet.used_params(): the public class's never-called modules are not built in fer
+	"mt-arcres": 23542858, "rmfer": 11688464, // MT-VGG-RNN's 119,203,281 is checked without allocating in models.TestMTParamCounts
+	"qcs": 66810513, // QCSNet.used_params(): the public class's never-called modules are not built in fer
 }
 
 func TestTargetsMatchPyTorchParameterCounts(t *testing.T) {
@@ -153,6 +153,50 @@ func TestQCSTargetSAMStep(t *testing.T) {
 	}
 	if err := tg.Forward(); err != nil {
 		t.Fatal(err)
+	}
+}
+
+// The RMFER target times RMFER's phase-2 step: SAM's two passes over the
+// labelled batch and an RMset group, ACL included (its loss is part of
+// the step's), with a new selection every step.
+func TestRMFERTargetStep(t *testing.T) {
+	lockThread(t)
+	tg, err := NewTarget(TargetConfig{Model: "rmfer", Batch: 4, Height: 32, Width: 32, Device: gotch.CPU})
+	if err != nil {
+		t.Fatal(err)
+	}
+	defer tg.Close()
+	if tg.SAM == nil || tg.Batch.Aux == nil || len(tg.Batch.Aux.Inputs) != 3 {
+		t.Fatalf("rmfer target: SAM %v, aux %+v", tg.SAM, tg.Batch.Aux)
+	}
+	if k := tg.Batch.Aux.Inputs[fer.RMsetInputPositives].MustSize(); k[1] != RMFERCandidates {
+		t.Fatalf("positives %v", k)
+	}
+	before := tg.Batch.Aux
+	sc := &fer.StepContext{Model: tg.Model, Loss: tg.Loss, Opt: tg.Opt}
+	out, lv, _, parts, err := fer.ForwardLoss(sc, tg.Batch)
+	if err != nil {
+		t.Fatal(err)
+	}
+	out.Drop()
+	lv.Drop()
+	if _, ok := parts["acl"]; !ok {
+		t.Fatalf("loss parts %v lack acl", parts)
+	}
+	for i := 0; i < 2; i++ {
+		if err := tg.TrainStep(); err != nil {
+			t.Fatal(err)
+		}
+	}
+	steps := tg.Opt.State().Steps["classifier_main.weight"]
+	if tg.Batch.Aux == before || steps != 2 {
+		t.Fatalf("aux batch object reused %v, classifier_main stepped %d times", tg.Batch.Aux == before, steps)
+	}
+	if err := tg.Forward(); err != nil {
+		t.Fatal(err)
+	}
+	if _, err := NewTarget(TargetConfig{Model: "rmfer", Batch: 2, Height: 32, Width: 32, AMP: true}); err == nil {
+		t.Error("rmfer with --amp accepted")
 	}
 }
 

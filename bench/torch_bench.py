@@ -53,6 +53,17 @@ HERE = os.path.dirname(os.path.abspath(__file__))
 REF_DIR = os.path.join(HERE, "..", "models", "testdata")
 
 
+def rmfer_ref():
+    """RMFERNet (the public RMFER model with its ACL sketch) from the RMFER
+    tests' reference script."""
+    sys.path.insert(0, os.path.abspath(REF_DIR))
+    try:
+        import rmfer_ref
+    finally:
+        sys.path.pop(0)
+    return rmfer_ref
+
+
 def ref_modules():
     """IR50 and TFEfficientNet from the backbone tests' reference script
     (it sets the thread count on import; callers set it again)."""
@@ -306,6 +317,32 @@ def mt_loss(out, t):
 
 MT_MODELS = ("mt-vgg-rnn", "mt-arcres")
 
+# bench/model.go's RMFER row: one RMset anchor with this many positive and
+# negative candidates, SAM radius
+RMFER_CANDIDATES = 10
+RMFER_SAM_RHO = 0.05
+
+
+class RMFERStep:
+    """RMFER's phase-2 objective on a labelled batch and one RMset group,
+    as fer's models/rmferreg.go computes it: L_pre = CE(main) + CE(att)
+    (lambda1 = 1) + L_ACL (lambda2 = 1), the ACL selection (get_positive /
+    get_negative, no gradient) made in the first SAM pass and reused in
+    the second, as fer does."""
+
+    def __init__(self, model, x, y, anchor, pos, neg):
+        self.m, self.x, self.y = model, x, y
+        self.anchor, self.pos, self.neg = anchor, pos, neg
+        self.sel = None
+
+    def loss(self):
+        main, att, _, _ = self.m(self.x)
+        l_pre = F.cross_entropy(main, self.y) + F.cross_entropy(att, self.y)
+        if self.sel is None:
+            self.sel = (self.m.get_positive(self.anchor, self.pos), self.m.get_negative(self.anchor, self.neg))
+        p, n = self.sel
+        return l_pre + self.m.contrastive_loss(self.anchor, self.pos[p], self.neg[n])
+
 
 def qcs_reference():
     """QCSNet, the reference module of fer's QCS tests (qcs_reference.py:
@@ -330,8 +367,10 @@ def qcs_loss(base, cross, y, y2):
 
 
 class SAM:
-    """data_processing/sam.py's SAM(adaptive=False) over a base optimiser:
-    first_step moves to w + rho g/|g|, second_step moves back and updates."""
+    """SAM(adaptive=False) over a base optimiser, as QCS's
+    data_processing/sam.py and RMFER's optimizer/SAM.py: first_step moves to
+    w + rho g/(|g| + 1e-12) and zeroes the gradients, second_step moves back
+    and updates."""
 
     def __init__(self, params, base, rho):
         self.params, self.base, self.rho, self.e = [p for p in params], base, rho, {}
@@ -379,7 +418,9 @@ def build_model(name, classes, frames, size, width=24):
         return MTVGGRNN(classes)
     if name == "mt-arcres":
         return MTArcRes(classes)
-    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres, qcs)" % name)
+    if name == "rmfer":
+        return rmfer_ref().RMFERNet(classes)
+    raise ValueError("unknown model %r (resnet18, resnet50, vgg16, ir50, effnet_b2, stt, smallcnn, mt-vgg-rnn, mt-arcres, qcs, rmfer)" % name)
 
 
 # ---------------------------------------------------------------- BLAS ----
@@ -468,6 +509,14 @@ class ModelBench:
             self.params_used = self.model.used_params()
         if float(req.get("sam_rho", 0)) > 0:
             self.sam = SAM(self.model.parameters(), self.opt, float(req["sam_rho"]))
+        self.rmfer = None
+        if name == "rmfer":
+            if self.opt.__class__ is not torch.optim.Adam:
+                raise ValueError("rmfer trains with SAM over Adam")
+            k = RMFER_CANDIDATES
+            self.rmfer = RMFERStep(self.model, self.x, self.y, torch.randn(1, 3, h, w, device=self.device),
+                                   torch.randn(k, 3, h, w, device=self.device), torch.randn(k, 3, h, w, device=self.device))
+            self.sam = SAM(self.model.parameters(), self.opt, RMFER_SAM_RHO)
         self.amp = bool(req.get("amp", False))
         self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[
             req.get("amp_dtype") or ("float16" if self.device.type == "cuda" else "bfloat16")]
@@ -503,7 +552,21 @@ class ModelBench:
         loss.backward()
         self.sam.second_step()
 
+    def rmfer_step(self):
+        """fer.SAMStep: two forward/backward passes, the loss read once."""
+        r = self.rmfer
+        r.sel = None  # a new RMset group each step: select anew
+        self.opt.zero_grad(set_to_none=False)
+        loss = r.loss()
+        loss.item()
+        loss.backward()
+        self.sam.first_step()  # zeroes the gradients
+        r.loss().backward()
+        self.sam.second_step()
+
     def train_step(self):
+        if self.rmfer is not None:
+            return self.rmfer_step()
         if self.quad is not None:
             if self.amp:
                 raise ValueError("--amp with a SAM step is not timed")

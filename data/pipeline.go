@@ -161,6 +161,22 @@ func (p *Pipeline) Apply(src *imaging.RGB, region image.Rectangle, rng *rand.Ran
 	return out[0], shape, nil
 }
 
+// ApplyFile decodes an image file (JPEG or PNG, as the data sets'
+// readers do) and transforms the whole image with Apply. Errors name the
+// file.
+func (p *Pipeline) ApplyFile(path string, rng *rand.Rand) ([]float32, [3]int, error) {
+	buf := rgbPool.Get().(*imaging.RGB)
+	defer rgbPool.Put(buf)
+	if err := decodeImageFile(path, buf); err != nil {
+		return nil, [3]int{}, err
+	}
+	out, shape, err := p.Apply(buf, image.Rectangle{}, rng, nil)
+	if err != nil {
+		return nil, shape, fmt.Errorf("%s: %w", path, err)
+	}
+	return out, shape, nil
+}
+
 // ApplyFrames transforms the frames of a clip with the same parameters:
 // each random step draws once (from the first frame's size) and applies
 // the draw to every frame. All frames must have the same size.

@@ -7,6 +7,7 @@ import (
 	"strings"
 
 	"github.com/fer-research/fer/data/imaging"
+	"go.yaml.in/yaml/v3"
 )
 
 // TransformNames lists the step names ParsePipeline accepts (aliases
@@ -17,9 +18,29 @@ var TransformNames = []string{
 	"random_horizontal_flip", "rotation",
 }
 
-// NamedNormalizations are the mean/std pairs `normalize:` accepts by name.
+// NamedNormalizations are the mean/std pairs `normalize:` accepts by name:
+// torchvision's ImageNet statistics and those the public RMFER code
+// (yunseongcho/RMFER) hard-codes — RMset's (datasets/contrastive/RMset.py,
+// RMset_normalize) and AffectNet's train and validation sets
+// (datasets/AffectNet.py, train_normalize / valid_normalize).
 var NamedNormalizations = map[string]Normalize{
 	"imagenet": *ImageNetNormalize,
+	"rmset": {Mean: [3]float32{0.52934384, 0.39199043, 0.3694192},
+		Std: [3]float32{0.20445083, 0.17351717, 0.16180859}},
+	"rmfer_affectnet_train": {Mean: [3]float32{0.61120795, 0.47080194, 0.40948687},
+		Std: [3]float32{0.21088221, 0.1876408, 0.17565419}},
+	"rmfer_affectnet_val": {Mean: [3]float32{0.59882072, 0.46099265, 0.40169688},
+		Std: [3]float32{0.20795445, 0.18521879, 0.17365596}},
+}
+
+// normalizationNames lists NamedNormalizations, sorted.
+func normalizationNames() string {
+	names := make([]string, 0, len(NamedNormalizations))
+	for n := range NamedNormalizations {
+		names = append(names, n)
+	}
+	sort.Strings(names)
+	return strings.Join(names, ", ")
 }
 
 // ParsePipeline reads a pipeline from its YAML list form (the decoded
@@ -100,6 +121,16 @@ func ParsePipeline(spec any, what string) (*Pipeline, error) {
 		}
 	}
 	return p, nil
+}
+
+// ParsePipelineYAML is ParsePipeline on the YAML text of the list (a
+// built-in default, e.g. "[{resize: [260, 260]}, to_tensor]").
+func ParsePipelineYAML(src, what string) (*Pipeline, error) {
+	var v any
+	if err := yaml.Unmarshal([]byte(src), &v); err != nil {
+		return nil, fmt.Errorf("%s %q: %w", what, src, err)
+	}
+	return ParsePipeline(v, what)
 }
 
 // stepChannels is the channel count after s for c channels in (−1: the
@@ -643,16 +674,16 @@ func parseTensorStep(name string, arg any, where string) (tensorStep, error) {
 		if s, ok := arg.(string); ok {
 			n, ok := NamedNormalizations[s]
 			if !ok {
-				return nil, fmt.Errorf("%s: unknown normalization %q (named: imagenet; or give {mean: [..], std: [..]})", where, s)
+				return nil, fmt.Errorf("%s: unknown normalization %q (named: %s; or give {mean: [..], std: [..]})", where, s, normalizationNames())
 			}
 			return normalizeStep{mean: n.Mean[:], std: n.Std[:]}, nil
 		}
 		a, err := newArgs(arg, where, "", "mean", "std")
 		if err != nil {
-			return nil, fmt.Errorf("%s: want imagenet or {mean: [..], std: [..]}", where)
+			return nil, fmt.Errorf("%s: want a named normalization (%s) or {mean: [..], std: [..]}", where, normalizationNames())
 		}
 		if !a.has("mean") || !a.has("std") {
-			return nil, fmt.Errorf("%s: want imagenet or {mean: [..], std: [..]}", where)
+			return nil, fmt.Errorf("%s: want a named normalization (%s) or {mean: [..], std: [..]}", where, normalizationNames())
 		}
 		m, err := a.floats("mean")
 		if err != nil {

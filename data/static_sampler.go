@@ -2,7 +2,9 @@ package data
 
 import (
 	"fmt"
+	"math"
 	"math/rand/v2"
+	"sort"
 	"strings"
 	"sync"
 )
@@ -36,6 +38,79 @@ func (c *ClassIndex) Counts() []int {
 
 // Members returns the indices of class k (not to be modified).
 func (c *ClassIndex) Members(k int) []int { return c.byClass[k] }
+
+// Quotas splits n samples over the classes in proportion to their sizes
+// (largest remainder: ⌊n·count_k/total⌋ each, the rest one by one to the
+// largest fractional parts, ties to the lower class), raised to at least
+// one per non-empty class when n allows it (taken back from the largest
+// quotas). It errors when n exceeds the samples.
+func (c *ClassIndex) Quotas(n int) ([]int, error) {
+	counts := c.Counts()
+	total, nonEmpty := 0, 0
+	for _, k := range counts {
+		total += k
+		if k > 0 {
+			nonEmpty++
+		}
+	}
+	if n < 1 || n > total {
+		return nil, fmt.Errorf("a subset of %d of %d samples: want 1..%d", n, total, total)
+	}
+	q := make([]int, len(counts))
+	type rem struct {
+		k    int
+		frac float64
+	}
+	var rems []rem
+	left := n
+	for k, cnt := range counts {
+		exact := float64(n) * float64(cnt) / float64(total)
+		q[k] = int(math.Floor(exact))
+		left -= q[k]
+		rems = append(rems, rem{k, exact - float64(q[k])})
+	}
+	sort.SliceStable(rems, func(i, j int) bool { return rems[i].frac > rems[j].frac })
+	for i := 0; left > 0; i++ {
+		if k := rems[i%len(rems)].k; q[k] < counts[k] {
+			q[k]++
+			left--
+		}
+	}
+	if n >= nonEmpty {
+		for k, cnt := range counts {
+			if cnt > 0 && q[k] == 0 {
+				big := 0
+				for j := range q {
+					if q[j] > q[big] {
+						big = j
+					}
+				}
+				q[big]--
+				q[k]++
+			}
+		}
+	}
+	return q, nil
+}
+
+// Stratified draws a class-stratified subset of n samples: Quotas(n)
+// samples of each class, uniformly without replacement with rng. The
+// indices are returned in ascending order.
+func (c *ClassIndex) Stratified(n int, rng *rand.Rand) ([]int, error) {
+	q, err := c.Quotas(n)
+	if err != nil {
+		return nil, err
+	}
+	out := make([]int, 0, n)
+	for k, members := range c.byClass {
+		perm := rng.Perm(len(members))
+		for _, j := range perm[:q[k]] {
+			out = append(out, members[j])
+		}
+	}
+	sort.Ints(out)
+	return out, nil
+}
 
 // NegativeClass is how a quadruplet's negative class y' is chosen.
 type NegativeClass int

@@ -343,3 +343,44 @@ func fromImage(img image.Image) *imaging.RGB {
 	imaging.FromImage(img, &m)
 	return &m
 }
+
+// TestStratified: the semi-supervised subset (labelled: 4000 on RAF-DB
+// basic's training classes) takes each class in proportion (largest
+// remainder: 420, 92, 234, 1555, 646, 230, 823, computed by hand), the
+// same seed draws the same images and another seed others; a rare class
+// keeps one image.
+func TestStratified(t *testing.T) {
+	counts := []int{1290, 281, 717, 4772, 1982, 705, 2524} // RAF-DB basic train
+	labels := labelsOf(counts)
+	ci := NewClassIndex(labels, 7)
+	q, err := ci.Quotas(4000)
+	if err != nil || !slices.Equal(q, []int{420, 92, 234, 1555, 646, 230, 823}) {
+		t.Fatalf("quotas %v, %v", q, err)
+	}
+	a, err := ci.Stratified(4000, rand.New(rand.NewPCG(7, 0)))
+	if err != nil {
+		t.Fatal(err)
+	}
+	b, _ := ci.Stratified(4000, rand.New(rand.NewPCG(7, 0)))
+	c, _ := ci.Stratified(4000, rand.New(rand.NewPCG(8, 0)))
+	if !slices.Equal(a, b) || slices.Equal(a, c) || len(a) != 4000 || !slices.IsSorted(a) {
+		t.Fatalf("subsets: %d, same seed equal %v, other seed equal %v, sorted %v", len(a), slices.Equal(a, b), slices.Equal(a, c), slices.IsSorted(a))
+	}
+	got := make([]int, 7)
+	for i, x := range a {
+		if i > 0 && a[i-1] == x {
+			t.Fatalf("index %d twice", x)
+		}
+		got[labels[x]]++
+	}
+	if !slices.Equal(got, q) {
+		t.Fatalf("per class %v, want %v", got, q)
+	}
+	rare := NewClassIndex([]int{0, 0, 0, 0, 0, 0, 0, 0, 0, 0, 1}, 3)
+	if q, err := rare.Quotas(3); err != nil || !slices.Equal(q, []int{2, 1, 0}) {
+		t.Errorf("rare class quotas %v, %v; want [2 1 0]", q, err)
+	}
+	if _, err := rare.Quotas(12); err == nil || !strings.Contains(err.Error(), "12 of 11") {
+		t.Errorf("too many: %v", err)
+	}
+}

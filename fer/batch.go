@@ -140,6 +140,19 @@ type ModuleT interface {
 type Classifier struct {
 	Net ModuleT
 	VS  *nn.VarStore
+	// Weights, when set, reads published weights in the network's
+	// reference format (HSEmotion's enet_b2_*.pt for effnet_b2): the
+	// classifier's WeightsLoader.
+	Weights func(path string, classes []string) (report string, err error)
+}
+
+// LoadWeights implements WeightsLoader through Weights; a network without
+// a published-weights reader is an error that says so.
+func (c *Classifier) LoadWeights(path string, classes []string) (string, error) {
+	if c.Weights == nil {
+		return "", fmt.Errorf("%s is not a fer checkpoint, and network %T reads no published-weights format", path, c.Net)
+	}
+	return c.Weights(path, classes)
 }
 
 // NewClassifier wraps net, whose weights live in vs.

@@ -169,6 +169,38 @@ func LoadRun(ckpt string, overrides ...string) (*Run, *CheckpointMeta, error) {
 	return r, &m, nil
 }
 
+// LoadModel rebuilds a checkpoint's model with its weights from the
+// checkpoint alone (its stored config with overrides, classes, AUs and
+// input shape), without opening the data set: for tools that feed the
+// model other data (RMFER's attention dumps on an RMset).
+func LoadModel(ckpt string, overrides ...string) (Model, *Config, *CheckpointMeta, error) {
+	lc, err := LoadCheckpoint(ckpt)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	defer lc.Drop()
+	cfg, err := ParseConfig([]byte(lc.Meta.Config), ckpt+" (stored config)", overrides...)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if len(lc.Meta.InputShape) == 0 {
+		return nil, nil, nil, fmt.Errorf("checkpoint %s does not record its input shape (an older fer checkpoint): use it through its data set (fercli eval)", ckpt)
+	}
+	dev, err := ParseDevice(cfg.Device)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	m, err := buildModel(cfg, &Splits{InputShape: lc.Meta.InputShape}, dev, lc.Meta.Classes, lc.Meta.AUs)
+	if err != nil {
+		return nil, nil, nil, err
+	}
+	if err := lc.LoadWeights(m.VarStore()); err != nil {
+		return nil, nil, nil, err
+	}
+	meta := lc.Meta
+	return m, cfg, &meta, nil
+}
+
 // Prediction is one image's class probabilities, or why there are none.
 type Prediction struct {
 	Path  string

@@ -36,7 +36,17 @@ type RMsetData struct {
 	// Workers is the number of goroutines loading images (0: one per
 	// core).
 	Workers int
+	// Note describes the set for the log (what was opened, how many
+	// anchors); may be empty.
+	Note string
 }
+
+// ProtocolNote returns Note.
+func (d *RMsetData) ProtocolNote() string { return d.Note }
+
+// Drops implements data.DropReporter: the videos and people the sampler
+// leaves out because they can never be anchors, by reason.
+func (d *RMsetData) Drops() *data.Drops { return d.Sampler.Drops() }
 
 // Len implements Dataset.
 func (d *RMsetData) Len() int {
@@ -44,6 +54,32 @@ func (d *RMsetData) Len() int {
 		return d.N
 	}
 	return d.Sampler.Anchors()
+}
+
+type rmDraw struct {
+	seed  uint64
+	group data.RMGroup
+}
+
+// draws makes the sampler draws of a batch: draw d uses the generator
+// seeded by (rng's d-th number, idx[d]).
+func (d *RMsetData) draws(idx []int, rng *rand.Rand) []rmDraw {
+	out := make([]rmDraw, len(idx))
+	for a, i := range idx {
+		seed := rng.Uint64()
+		out[a] = rmDraw{seed, d.Sampler.Draw(rand.New(rand.NewPCG(seed, uint64(i))))}
+	}
+	return out
+}
+
+// Groups returns the groups (indices into Sampler.Faces()) that
+// Batch(idx, _, rng, _) loads, given a generator in the same state.
+func (d *RMsetData) Groups(idx []int, rng *rand.Rand) []data.RMGroup {
+	out := make([]data.RMGroup, len(idx))
+	for a, dr := range d.draws(idx, rng) {
+		out[a] = dr.group
+	}
+	return out
 }
 
 // Batch implements Dataset: A = len(idx) draws as inputs anchors
@@ -73,9 +109,8 @@ func (d *RMsetData) Batch(idx []int, train bool, rng *rand.Rand, dev gotch.Devic
 	neg := make([]float32, A*N*img)
 	jobs := make([]job, 0, A*per)
 	ids := make([]string, A)
-	for a, i := range idx {
-		seed := rng.Uint64()
-		g := d.Sampler.Draw(rand.New(rand.NewPCG(seed, uint64(i))))
+	for a, dr := range d.draws(idx, rng) {
+		seed, g := dr.seed, dr.group
 		ids[a] = faces[g.Anchor].File
 		jobs = append(jobs, job{faces[g.Anchor], anchors[a*img : (a+1)*img], seed, 0})
 		for k, f := range g.Positives {

@@ -7,6 +7,7 @@ import (
 	"os"
 	"path/filepath"
 	"runtime"
+	"strings"
 
 	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/data/imaging"
@@ -75,7 +76,21 @@ type StaticDataOptions struct {
 	// Workers is the number of goroutines decoding a batch (default: one
 	// per core).
 	Workers int `yaml:"workers"`
+	// Labelled > 0 keeps a class-stratified random subset of that many
+	// training images (data.ClassIndex.Stratified: each class in
+	// proportion), the semi-supervised protocol RMFER reports on RAF-DB
+	// with 4,000 labels (after Ada-CM); the other training images are
+	// not used. LabelledSeed draws it (0: the run's seed); the training
+	// run lists the chosen images in RUN/labelled.txt.
+	Labelled     int   `yaml:"labelled"`
+	LabelledSeed int64 `yaml:"labelled_seed"`
 }
+
+// streamLabelled is the rng stream of the labelled subset (NewRand).
+const streamLabelled = 5 << 40
+
+// LabelledFile is the run-dir file listing a labelled subset's images.
+const LabelledFile = "labelled.txt"
 
 // staticKind describes one registered still-image data set.
 type staticKind struct {
@@ -295,7 +310,7 @@ func (k staticKind) describe(cfg DataConfig) (*Splits, error) {
 	}, nil
 }
 
-func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
+func (k staticKind) open(cfg DataConfig, seed int64) (*Splits, error) {
 	o, trainP, testP, err := k.options(cfg)
 	if err != nil {
 		return nil, err
@@ -319,6 +334,8 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 		return nil, fmt.Errorf("samples_per_epoch and epoch_divisor size a balanced epoch: set sampler: balanced (random visits every image once per epoch)")
 	case o.Workers < 0:
 		return nil, fmt.Errorf("workers = %d, want >= 0 (0: one per core)", o.Workers)
+	case o.Labelled < 0:
+		return nil, fmt.Errorf("labelled = %d, want >= 0 (0: every training image)", o.Labelled)
 	}
 	if o.Workers == 0 {
 		o.Workers = runtime.NumCPU()
@@ -378,6 +395,16 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 	default:
 		return nil, fmt.Errorf("layout = %q, want auto, native (%s) or list (%s, %s)", o.Layout, k.nativeHelp, k.trainList, k.testList)
 	}
+	var subset *labelledSubset
+	if o.Labelled > 0 {
+		if o.LabelledSeed == 0 {
+			o.LabelledSeed = seed
+		}
+		if trItems, subset, err = stratify(trItems, len(classes), o.Labelled, o.LabelledSeed); err != nil {
+			return nil, fmt.Errorf("%s labelled: %w", k.name, err)
+		}
+		note += "; " + subset.note(classes)
+	}
 	mk := func(split string, items []data.ImageItem) (*data.StaticSet, error) {
 		return data.NewStaticSet(k.name+" "+split, items, classes, trainP, testP)
 	}
@@ -426,7 +453,7 @@ func (k staticKind) open(cfg DataConfig, _ int64) (*Splits, error) {
 		note += "; pair batches (anchor, positive)"
 	}
 	train := &StaticSplit{Set: trSet, Workers: o.Workers, Balanced: o.Sampler == "balanced", EpochSamples: n,
-		Quadruplet: o.Quadruplet, Pairs: o.Pairs, Negative: neg, drops: drops[0]}
+		Quadruplet: o.Quadruplet, Pairs: o.Pairs, Negative: neg, drops: drops[0], subset: subset}
 	val := &StaticSplit{Set: vaSet, Workers: o.Workers, Note: note, drops: drops[1]}
 	test := val
 	if separateVal {
@@ -458,8 +485,60 @@ type StaticSplit struct {
 	Pairs        bool
 	Negative     data.NegativeClass
 	// Note describes the split's protocol for the log; may be empty.
-	Note  string
-	drops *data.Drops
+	Note   string
+	drops  *data.Drops
+	subset *labelledSubset
+}
+
+// RunRecords implements RunRecorder: a labelled subset's images, one ID
+// per line (LabelledFile).
+func (s *StaticSplit) RunRecords() map[string][]byte {
+	if s.subset == nil {
+		return nil
+	}
+	return map[string][]byte{LabelledFile: []byte(s.subset.list())}
+}
+
+// labelledSubset is the training images a semi-supervised run keeps.
+type labelledSubset struct {
+	of, seed int64
+	perClass []int
+	ids      []string
+}
+
+// stratify keeps a class-stratified subset of n of items, drawn with
+// seed.
+func stratify(items []data.ImageItem, numClasses, n int, seed int64) ([]data.ImageItem, *labelledSubset, error) {
+	labels := make([]int, len(items))
+	for i, it := range items {
+		labels[i] = it.Label
+	}
+	ci := data.NewClassIndex(labels, numClasses)
+	idx, err := ci.Stratified(n, NewRand(seed, streamLabelled))
+	if err != nil {
+		return nil, nil, err
+	}
+	q, _ := ci.Quotas(n)
+	sub := &labelledSubset{of: int64(len(items)), seed: seed, perClass: q}
+	out := make([]data.ImageItem, len(idx))
+	for i, j := range idx {
+		out[i] = items[j]
+		sub.ids = append(sub.ids, items[j].ID)
+	}
+	return out, sub, nil
+}
+
+func (l *labelledSubset) note(classes []string) string {
+	var parts []string
+	for k, c := range classes {
+		parts = append(parts, fmt.Sprintf("%s %d", c, l.perClass[k]))
+	}
+	return fmt.Sprintf("labelled subset: %d of %d training images, class-stratified, seed %d (%s; listed in RUN/%s)",
+		len(l.ids), l.of, l.seed, strings.Join(parts, ", "), LabelledFile)
+}
+
+func (l *labelledSubset) list() string {
+	return fmt.Sprintf("# %d of %d training images, class-stratified, labelled_seed %d\n", len(l.ids), l.of, l.seed) + strings.Join(l.ids, "\n") + "\n"
 }
 
 // Len implements Dataset.

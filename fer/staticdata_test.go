@@ -201,6 +201,60 @@ func TestStaticDatasetOptions(t *testing.T) {
 	}
 }
 
+// TestStaticLabelledSubset: labelled: N keeps a class-stratified subset
+// of the training images (any static data set), drawn from the run seed
+// or labelled_seed, says so in the protocol note and lists the images
+// for the run dir; test and validation are untouched.
+func TestStaticLabelledSubset(t *testing.T) {
+	root := t.TempDir()
+	fx.RAFDB(t, root, fx.Counts{Train: 4, Test: 1}) // 28 train, 7 test
+	open := func(seed int64, kv ...any) *StaticSplit {
+		t.Helper()
+		s, err := OpenDataset(DataConfig{Name: "rafdb", Root: root, Options: withOptions(smallTransforms, kv...)}, seed)
+		if err != nil {
+			t.Fatal(err)
+		}
+		if s.Val.Len() != 7 {
+			t.Fatalf("val has %d images", s.Val.Len())
+		}
+		return s.Train.(*StaticSplit)
+	}
+	a := open(1, "labelled", 14)
+	if a.Len() != 14 || !slices.Equal(a.Set.Index.Counts(), []int{2, 2, 2, 2, 2, 2, 2}) {
+		t.Fatalf("subset of %d, per class %v", a.Len(), a.Set.Index.Counts())
+	}
+	list := string(a.RunRecords()[LabelledFile])
+	lines := strings.Split(strings.TrimSpace(list), "\n")
+	if len(lines) != 15 || lines[0] != "# 14 of 28 training images, class-stratified, labelled_seed 1" {
+		t.Fatalf("%s:\n%s", LabelledFile, list)
+	}
+	for i, it := range a.Set.Items {
+		if lines[i+1] != it.ID {
+			t.Fatalf("line %d is %q, item %q", i+1, lines[i+1], it.ID)
+		}
+	}
+	if string(open(1, "labelled", 14).RunRecords()[LabelledFile]) != list {
+		t.Fatal("the same seed draws another subset")
+	}
+	if string(open(2, "labelled", 14).RunRecords()[LabelledFile]) == list {
+		t.Fatal("another run seed draws the same subset")
+	}
+	if string(open(2, "labelled", 14, "labelled_seed", 1).RunRecords()[LabelledFile]) != list {
+		t.Fatal("labelled_seed 1 under run seed 2 differs from run seed 1")
+	}
+	if open(1).RunRecords() != nil {
+		t.Fatal("a full training set records a subset")
+	}
+	s, _ := OpenDataset(DataConfig{Name: "rafdb", Root: root, Options: withOptions(smallTransforms, "labelled", 14)}, 1)
+	if n := s.Val.(*StaticSplit).Note; !strings.Contains(n, "labelled subset: 14 of 28 training images, class-stratified, seed 1 (surprise 2, fear 2") {
+		t.Fatalf("note %q", n)
+	}
+	if _, err := OpenDataset(DataConfig{Name: "rafdb", Root: root, Options: withOptions(smallTransforms, "labelled", 29)}, 1); err == nil ||
+		!strings.Contains(err.Error(), "29 of 28") {
+		t.Fatalf("29 of 28: %v", err)
+	}
+}
+
 // quadModel is a test model that reads all four images of a quadruplet
 // batch (their mean goes through the tiny MLP), so its weights depend on
 // which positives and negatives were drawn and how they were augmented.

@@ -243,6 +243,9 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		if err := cfg.Save(t.path(ConfigFile)); err != nil {
 			return nil, err
 		}
+		if err := writeRunRecords(t.Train, cfg.RunDir); err != nil {
+			return nil, err
+		}
 		if t.log, err = OpenMetricsLog(t.path(MetricsFile)); err != nil {
 			return nil, err
 		}
@@ -281,6 +284,29 @@ func (t *Trainer) Fit(ctx context.Context, resume bool) (res *FitResult, err err
 		res.BestCheckpoint = t.path(BestCheckpoint)
 	}
 	return res, nil
+}
+
+// RunRecorder is implemented by a training split that records files of
+// its own in the run directory (a semi-supervised run's labelled subset,
+// LabelledFile): name → content, written atomically when training starts.
+type RunRecorder interface {
+	RunRecords() map[string][]byte
+}
+
+func writeRunRecords(d Dataset, dir string) error {
+	r, ok := d.(RunRecorder)
+	if !ok {
+		return nil
+	}
+	for name, b := range r.RunRecords() {
+		if err := WriteFileAtomic(filepath.Join(dir, name), func(w io.Writer) error {
+			_, err := w.Write(b)
+			return err
+		}); err != nil {
+			return fmt.Errorf("run dir %s: %w", dir, err)
+		}
+	}
+	return nil
 }
 
 // restore loads last.ckpt into the model, optimiser and counters.

@@ -51,7 +51,11 @@ func backboneClassifier(s backboneSpec) fer.ModelFactory {
 			if err != nil {
 				return nil, err
 			}
-			return fer.NewClassifier(net, vs), nil
+			c := fer.NewClassifier(net, vs)
+			if w, ok := classifierWeights[s.name]; ok {
+				c.Weights = func(path string, classes []string) (string, error) { return w(vs, path, classes) }
+			}
+			return c, nil
 		}
 		net, err := s.build(b, 0)
 		if err != nil {

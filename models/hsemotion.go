@@ -493,24 +493,28 @@ func RMFERSplitFiles(dir, tag string) map[string]string {
 // whole pickled modules). Backbones saved under another timm version's
 // nn.Sequential numbering are renamed by structure (effnetRenamer).
 func LoadRMFERCheckpoint(vs *nn.VarStore, path, tag string) (*LoadReport, error) {
-	st, err := os.Stat(path)
-	if err != nil {
-		return nil, fmt.Errorf("rmfer checkpoint: %w", err)
-	}
-	var sd *StateDict
-	if st.IsDir() {
-		if tag == "" {
-			return nil, fmt.Errorf("rmfer checkpoint %s is a directory: name the save_model tag (an epoch or Best_overall)", path)
-		}
-		sd, err = readRMFERSplit(RMFERSplitFiles(path, tag))
-	} else {
-		sd, err = readRMFERFile(path)
-	}
+	sd, err := readRMFERCheckpoint(path, tag)
 	if err != nil {
 		return nil, err
 	}
 	defer sd.Drop()
 	return LoadStateDict(vs, sd, LoadOptions{})
+}
+
+// readRMFERCheckpoint reads what LoadRMFERCheckpoint loads, in fer's
+// names.
+func readRMFERCheckpoint(path, tag string) (*StateDict, error) {
+	st, err := os.Stat(path)
+	if err != nil {
+		return nil, fmt.Errorf("rmfer checkpoint: %w", err)
+	}
+	if st.IsDir() {
+		if tag == "" {
+			return nil, fmt.Errorf("rmfer checkpoint %s is a directory: name the save_model tag (an epoch or Best_overall)", path)
+		}
+		return readRMFERSplit(RMFERSplitFiles(path, tag))
+	}
+	return readRMFERFile(path)
 }
 
 // readRMFERFile reads one checkpoint of the whole model, renaming its

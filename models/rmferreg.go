@@ -43,10 +43,17 @@ type rmferOptions struct {
 	// Lambda2 is λ2, the weight of L_ACL: not in the released code;
 	// UNCONFIRMED, default 1.0.
 	Lambda2 float64 `yaml:"lambda2"`
+	// ChannelMultiplier and DepthMultiplier scale fFeat's EfficientNet
+	// (timm's channel_multiplier / depth_multiplier); 0 means B2's 1.1
+	// and 1.2, the paper's backbone. Smaller ones (B0: 1.0, 1.0; 0.25
+	// for the tests' seconds-long runs) change the feature size, so
+	// published B2 weights no longer load.
+	ChannelMultiplier float64 `yaml:"channel_multiplier"`
+	DepthMultiplier   float64 `yaml:"depth_multiplier"`
 }
 
 func init() {
-	fer.RegisterModel("rmfer", "RMFER (WACV 2024): EfficientNet-B2 (timm tf_efficientnet_b2_ns, 1408-d, 260×260) + inter-sample attention (IAL) + attention-based contrastive learning on an RMset aux stream (ACL); options: tau, self_masking, mask_value, gamma, acl_tau, lambda1, lambda2",
+	fer.RegisterModel("rmfer", "RMFER (WACV 2024): EfficientNet-B2 (timm tf_efficientnet_b2_ns, 1408-d, 260×260) + inter-sample attention (IAL) + attention-based contrastive learning on an RMset aux stream (ACL); options: tau, self_masking, mask_value, gamma, acl_tau, lambda1, lambda2, channel_multiplier, depth_multiplier (0: B2's)",
 		newRMFERModel)
 }
 
@@ -65,8 +72,21 @@ func newRMFERModel(vs *nn.VarStore, spec fer.ModelSpec) (fer.Model, error) {
 	if o.Lambda1 < 0 || o.Lambda2 < 0 {
 		return nil, fmt.Errorf("lambda1 = %v, lambda2 = %v, want >= 0", o.Lambda1, o.Lambda2)
 	}
+	if o.ChannelMultiplier < 0 || o.DepthMultiplier < 0 {
+		return nil, fmt.Errorf("channel_multiplier = %v, depth_multiplier = %v, want > 0 (0: EfficientNet-B2's 1.1, 1.2)", o.ChannelMultiplier, o.DepthMultiplier)
+	}
 	cfg := RMFERConfig{NumClasses: int64(spec.NumClasses), Tau: o.Tau, SelfMasking: o.SelfMasking,
 		MaskValue: o.MaskValue, Gamma: o.Gamma, ACLTau: o.ACLTau}
+	if o.ChannelMultiplier > 0 || o.DepthMultiplier > 0 {
+		cfg.Backbone = EfficientNetB2Config(0)
+		cfg.Backbone.Names = "rmfer"
+		if o.ChannelMultiplier > 0 {
+			cfg.Backbone.Width = o.ChannelMultiplier
+		}
+		if o.DepthMultiplier > 0 {
+			cfg.Backbone.Depth = o.DepthMultiplier
+		}
+	}
 	net, err := NewRMFER(vs.Root(), cfg)
 	if err != nil {
 		return nil, err

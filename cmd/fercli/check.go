@@ -6,6 +6,7 @@ import (
 	"strings"
 	"text/tabwriter"
 
+	"github.com/fer-research/fer/data"
 	"github.com/fer-research/fer/fer"
 	"github.com/urfave/cli/v2"
 )
@@ -134,6 +135,17 @@ func printCheck(res *fer.DataCheck) {
 func printDrops(s *fer.Splits) {
 	if r := s.DropReport(); r != "" {
 		fmt.Fprintf(os.Stderr, "samples left out when opening the data set (fercli check lists them all by reason):\n%s", indent(r))
+	}
+}
+
+// printAuxDrops prints what the aux stream's data set left out (RMset:
+// people who can never be anchors).
+func printAuxDrops(r *fer.Run) {
+	if r.Aux == nil {
+		return
+	}
+	if dr, ok := r.Aux.Data.(data.DropReporter); ok && dr.Drops().Total() > 0 {
+		fmt.Fprintf(os.Stderr, "aux %s: left out:\n%s", r.Cfg.Aux.Data.Name, indent(dr.Drops().String()))
 	}
 }
 

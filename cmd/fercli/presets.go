@@ -44,7 +44,32 @@ func presetFlags() []cli.Flag {
 		out = append(out, &cli.BoolFlag{Name: p.flag, Usage: fmt.Sprintf(
 			"train on %s (data set %s) from the built-in <model>_%s config if there is one, else the data set's defaults; needs --data-root", p.title, p.dataset, p.dataset)})
 	}
-	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"})
+	return append(out, &cli.IntFlag{Name: "fold", Usage: "DFEW fold 1..5 (sets data.options.fold; the default run dir gets /foldN)"},
+		&cli.StringFlag{Name: "rmset", Usage: "RMset folder (fercli rmset build) as the unlabelled aux stream (aux.data: name rmset, root DIR; the config's aux options and start epoch stay): RMFER's ACL from aux.start_epoch on. Without it, an rmset stream without a root is off (rmfer recipes then train L_pre only)"})
+}
+
+// rmsetOverrides are --rmset DIR's config overrides: the aux stream is
+// the rmset data set in DIR (the recipe's aux options and start epoch
+// stay). They come before --set, which may refine aux.data.options.
+func rmsetOverrides(c *cli.Context) ([]string, error) {
+	if !c.IsSet("rmset") {
+		return nil, nil
+	}
+	for _, k := range []string{"aux", "aux.data", "aux.data.root", "aux.data.name"} {
+		if setsKey(c, k) {
+			return nil, fmt.Errorf("--rmset and --set %s both choose the aux stream's data: keep one", k)
+		}
+	}
+	return []string{`aux.data.name="rmset"`, fmt.Sprintf("aux.data.root=%q", c.String("rmset"))}, nil
+}
+
+// dropRootlessRMset turns off an rmset aux stream without a root (the
+// rmfer recipes' aux section when --rmset is not given) and says so.
+func dropRootlessRMset(cfg *fer.Config) {
+	if cfg.Aux.Data.Name == "rmset" && cfg.Aux.Data.Root == "" {
+		fmt.Printf("no --rmset: the config's RMset stream (aux) is off; training without it (rmfer: L_pre only)\n")
+		cfg.Aux = fer.AuxConfig{}
+	}
 }
 
 // presetDataset returns the data set selected by a --<dataset> flag (""
@@ -126,11 +151,15 @@ func presetConfig(c *cli.Context) (*fer.Config, error) {
 	if defaults && !c.IsSet("run-dir") && !setsKey(c, "run_dir") {
 		pre = append(pre, fmt.Sprintf("run_dir=%q", path.Join("runs", strings.ToLower(model)+"_"+dataset)))
 	}
+	rm, err := rmsetOverrides(c)
+	if err != nil {
+		return nil, err
+	}
 	fl, err := overrides(c)
 	if err != nil {
 		return nil, err
 	}
-	ov := append(pre, fl...)
+	ov := append(append(pre, rm...), fl...)
 	var cfg *fer.Config
 	if src != nil {
 		cfg, err = fer.ParseConfig(src, "built-in "+name, ov...)
@@ -158,9 +187,17 @@ func setsKey(c *cli.Context, key string) bool {
 }
 
 // printProtocolNote prints, once, how a data set fills its evaluation
-// split when it says so (DFEW: val = test fold).
+// split when it says so (DFEW: val = test fold), and what the aux stream
+// opened (RMset: videos, faces, anchors).
 func printProtocolNote(r *fer.Run) {
 	if n, ok := r.Data.Val.(interface{ ProtocolNote() string }); ok && n.ProtocolNote() != "" {
 		fmt.Printf("data %s: %s\n", r.Cfg.Data.Name, n.ProtocolNote())
 	}
+	if r.Aux == nil {
+		return
+	}
+	if n, ok := r.Aux.Data.(interface{ ProtocolNote() string }); ok && n.ProtocolNote() != "" {
+		fmt.Printf("aux %s: %s\n", r.Cfg.Aux.Data.Name, n.ProtocolNote())
+	}
+	fmt.Printf("aux %s: %d sample(s) per step from epoch %d on\n", r.Cfg.Aux.Data.Name, max(r.Aux.BatchSize, 1), r.Aux.StartEpoch+1)
 }

@@ -11,6 +11,7 @@ import (
 
 	"github.com/fer-research/fer/data/synth"
 	"github.com/fer-research/fer/internal/abawfixture"
+	"github.com/fer-research/fer/internal/rmsetfixture"
 	fx "github.com/fer-research/fer/internal/staticfixtures"
 )
 
@@ -25,7 +26,8 @@ import (
 //   - paths: the placeholder data roots (/data/DFEW, /data/AFEW,
 //     /data/RAF-DB/basic, /data/FERPlus, /data/AffectNet, /data/Aff-Wild2)
 //     point at fixtures in the real on-disk layouts, face.png / faces/
-//     exist, and repository paths (docs/...) are read from the checkout;
+//     exist (RMFER's lines: /data/RAF-DB/basic is a larger RAF-DB
+//     fixture and /data/rmset a synthetic RMset), and repository paths (docs/...) are read from the checkout;
 //   - shell: a `NAME=value` line sets a variable that later lines use as
 //     $NAME, and `ffmpeg` lines (making an example video) run through
 //     bash;
@@ -47,7 +49,11 @@ var readmeSkipped = map[string]string{
 	"/usr/bin/python3 -m torch.distributed.run --nnodes 2 --node_rank $NODE  --nproc_per_node 2 --master_addr $MASTER --master_port 29500  --no_python --redirects 1 --tee 1  bin/fercli train --model smallcnn --data synth --epochs 2 --run-dir runs/dp4": "needs two machines",
 	"repro/affwild2.sh /data/Aff-Wild2": "the five models on the real Aff-Wild2; TestTrainAffWild2AllModels runs the script on an ABAW fixture",
 	"repro/qcs.sh /data/QCS":            "10 runs of 50-200 epochs on the real RAF-DB, FERPlus and AffectNet; TestReproQCSScript runs the script on a fixture",
-	"go test ./data -run '^$' -fuzz '^FuzzAffectNetCSV$' -fuzztime 5m -parallel 1": "fuzzes for 5 minutes; plain go test runs every target's seed corpus",
+	"go test ./data -run '^$' -fuzz '^FuzzAffectNetCSV$' -fuzztime 5m -parallel 1":                                                                 "fuzzes for 5 minutes; plain go test runs every target's seed corpus",
+	"fercli train rmfer --rafdb --data-root /data/RAF-DB/basic --rmset /data/rmset --set data.options.labelled=4000 --run-dir runs/rmfer_rafdb_4k": "needs at least 4,000 training images; TestReproRMFERScript runs the protocol with LABELLED=14 on a fixture, fer's TestStaticLabelledSubset checks the subset",
+	"fercli train rmfer --affectnet8 --data-root /data/AffectNet --rmset /data/rmset --init enet_b2_8.pt":                                          "needs HSEmotion's enet_b2_8.pt, which cannot be downloaded here; TestRMFERWeightsLoader loads a file the reference script writes in that format",
+	"fercli predict --model effnet_b2 --weights enet_b2_8.pt --data affectnet8 face.png":                                                           "needs HSEmotion's enet_b2_8.pt, which cannot be downloaded here; TestEffNetClassifierWeights loads a file the reference script writes in that format",
+	"repro/rmfer.sh rafdb /data/RAF-DB/basic /data/rmset":                                                                                          "3-4 runs × 15 epochs on the real RAF-DB; TestReproRMFERScript runs the script on fixtures",
 }
 
 // readmeShrink are the flags appended to a command to make it a small run,
@@ -76,7 +82,13 @@ var readmeShrink = []struct {
 	{"train qcs", append(append([]string{}, qcsTiny...), tinyStatic...)},
 	{"train dcs", append(append([]string{}, qcsTiny...), tinyStatic...)},
 	{"predict --model qcs", append([]string{}, qcsTiny...)},
+	{"train rmfer", append([]string{}, tinyRMFER...)},
 }
+
+// readmeRMFERLines are the command prefixes whose /data/RAF-DB/basic and
+// /data/rmset point at fixtures (RMFER's section; other sections' lines
+// with those roots get none).
+var readmeRMFERLines = []string{"train rmfer", "rmset attention"}
 
 // readmeCommands extracts the command lines of the ```sh blocks: comments
 // removed, continuation lines joined.
@@ -175,6 +187,9 @@ func TestReadmeExamplesRun(t *testing.T) {
 		"/data/QCS", qcsRoot,
 		" docs/", " "+filepath.Join(repo, "docs")+"/")
 	vars := map[string]string{}
+	rm := filepath.Join(work, "rmset-fixture")
+	rmsetfixture.Synthetic{Videos: 1, People: 4, Frames: 70, Size: 32}.Write(t, rm)
+	rmferPaths := strings.NewReplacer("/data/RAF-DB/basic", writeRAFDBFaces(t), "/data/rmset", rm)
 
 	ran := 0
 	for _, line := range cmds {
@@ -216,7 +231,14 @@ func TestReadmeExamplesRun(t *testing.T) {
 			t.Errorf("README line %q uses shell syntax this test does not run: list it in readmeSkipped", line)
 			continue
 		}
-		args, err := shellWords(paths.Replace(line))
+		src := line
+		for _, p := range readmeRMFERLines {
+			if strings.Contains(line, "fercli "+p) {
+				src = rmferPaths.Replace(line)
+				break
+			}
+		}
+		args, err := shellWords(paths.Replace(src))
 		if err != nil {
 			t.Errorf("README line %q: %v", line, err)
 			continue

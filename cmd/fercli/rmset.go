@@ -63,6 +63,7 @@ cannot be read is reported and skipped. VIDEO.rmset.yaml:
 				ArgsUsage: "DIR|index.csv",
 				Action:    rmsetInfo,
 			},
+			rmsetAttentionCommand,
 		},
 	})
 }

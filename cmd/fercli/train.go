@@ -132,6 +132,7 @@ config.yaml, metrics.jsonl, last.ckpt and best.ckpt into --run-dir.
   fercli train mt-arcres --init runs/mt-arcres_affwild2/best.ckpt --data rafdb --data-root /data/RAF-DB/basic
   fercli train qcs --rafdb --data-root /data/RAF-DB --init ir50.pth   # configs/qcs_rafdb.yaml, IR-50 from ir50.pth
   fercli train dcs --ferplus --data-root /data/FERPlus --init ir50.pth
+  fercli train rmfer --rafdb --data-root /data/RAF-DB/basic --rmset /data/rmset   # configs/rmfer_rafdb.yaml: L_pre, then + ACL on the RMset
 
 Ctrl-C finishes the current step, writes last.ckpt and prints the resume
 command. A run dir is locked while a run uses it; a new run refuses to
@@ -174,8 +175,8 @@ func trainAction(c *cli.Context) error {
 	resume := c.String("resume")
 	var plan *fer.ResumePlan
 	if resume != "" {
-		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") || c.IsSet("init") {
-			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag, --fold and --init (use --set to change a key)")
+		if d, _, _ := presetDataset(c); c.Args().Present() || d != "" || c.IsSet("fold") || c.IsSet("init") || c.IsSet("rmset") {
+			return fmt.Errorf("--resume takes the run's stored config: drop the model argument, the data set flag, --fold, --init and --rmset (use --set to change a key)")
 		}
 		if c.Bool("overwrite") {
 			return fmt.Errorf("--resume continues a run and --overwrite starts one over: give one of them")
@@ -195,6 +196,7 @@ func trainAction(c *cli.Context) error {
 		if cfg, err = presetConfig(c); err != nil {
 			return err
 		}
+		dropRootlessRMset(cfg)
 		if c.IsSet("init") {
 			cfg.Init = c.String("init")
 		}
@@ -226,6 +228,7 @@ func trainAction(c *cli.Context) error {
 	if comm == nil || comm.Rank() == 0 {
 		printProtocolNote(r)
 		printDrops(r.Data)
+		printAuxDrops(r)
 	}
 	tr.Progress = progressFlag(c)
 	tr.Overwrite = c.Bool("overwrite")

@@ -4,12 +4,10 @@ import (
 	"bytes"
 	"context"
 	"errors"
-	"fmt"
 	"image"
 	"image/jpeg"
 	"io"
 	"os"
-	"os/exec"
 	"path/filepath"
 	"strings"
 	"testing"
@@ -17,60 +15,15 @@ import (
 	"github.com/fer-research/fer/data/face"
 	"github.com/fer-research/fer/data/imaging"
 	"github.com/fer-research/fer/data/media"
+	"github.com/fer-research/fer/internal/rmsetfixture"
 )
 
-func megamind(t testing.TB) string {
-	t.Helper()
-	p := "/usr/share/doc/opencv-doc/examples/data/Megamind.avi"
-	if _, err := os.Stat(p); err != nil {
-		out, _ := exec.Command("dpkg", "-L", "opencv-doc").Output()
-		for _, l := range strings.Split(string(out), "\n") {
-			if filepath.Base(l) == "Megamind.avi" {
-				return l
-			}
-		}
-		t.Skipf("Megamind.avi not found: install Debian's opencv-doc (./setup-gotch.sh does)")
-	}
-	return p
-}
-
-// Tiles of the generated mashup (3×2 tiles of 360×264): the trigger
-// film, four reactors, an empty tile.
+// The mashup fixture (internal/rmsetfixture, shared with the RMFER
+// end-to-end test).
 var (
-	triggerTile  = image.Rect(0, 0, 360, 264)
-	reactorTiles = []image.Rectangle{
-		image.Rect(360, 0, 720, 264), image.Rect(720, 0, 1080, 264),
-		image.Rect(0, 264, 360, 528), image.Rect(360, 264, 720, 528),
-	}
+	triggerTile  = rmsetfixture.TriggerTile
+	reactorTiles = rmsetfixture.ReactorTiles
 )
-
-// Mashup writes a reaction-mashup-like video of secs seconds: the trigger
-// film (Megamind.avi from 7 s, scaled to a tile: it shows faces too) and
-// four reactors (Megamind.avi's close-up of Roxanne from 0.5, 1.0, 1.5
-// and 2.0 s, cut around her face, two of them mirrored), 3×2 tiles.
-func Mashup(t testing.TB, dir, name string, secs float64) string {
-	t.Helper()
-	out := filepath.Join(dir, name)
-	seg := func(in string, start float64, tail string) string {
-		return fmt.Sprintf("[%s]trim=start=%g:duration=%g,setpts=PTS-STARTPTS,%s", in, start, secs, tail)
-	}
-	fc := strings.Join([]string{
-		"[0:v]split=5[s0][s1][s2][s3][s4]",
-		seg("s0", 7, "scale=360:264[trig]"),
-		seg("s1", 0.5, "crop=360:264:100:130[a]"),
-		seg("s2", 1.0, "crop=360:264:100:130,hflip[b]"),
-		seg("s3", 1.5, "crop=360:264:100:130[c]"),
-		seg("s4", 2.0, "crop=360:264:100:130,hflip[d]"),
-		fmt.Sprintf("color=c=0x202020:s=360x264:d=%g:r=2997/125[e]", secs),
-		"[trig][a][b][c][d][e]xstack=inputs=6:layout=0_0|360_0|720_0|0_264|360_264|720_264[out]",
-	}, ";")
-	cmd := exec.Command("ffmpeg", "-hide_banner", "-loglevel", "error", "-y", "-i", megamind(t),
-		"-filter_complex", fc, "-map", "[out]", "-c:v", "mpeg4", "-q:v", "3", "-an", out)
-	if b, err := cmd.CombinedOutput(); err != nil {
-		t.Fatalf("ffmpeg: %v\n%s", err, b)
-	}
-	return out
-}
 
 // tileFaces detects faces in each reactor tile of every frame on its own
 // (no tracking): the reference boxes, in frame coordinates; nil where a
@@ -136,7 +89,7 @@ func tileOf(r image.Rectangle) int {
 // person.
 func TestBuildMashup(t *testing.T) {
 	dir := t.TempDir()
-	video := Mashup(t, dir, "mashup.avi", 1.5)
+	video := rmsetfixture.Mashup(t, dir, "mashup.avi", 1.5)
 	os.WriteFile(video+SidecarExt, []byte("# trigger film\nremove:\n  - [0, 0, 360, 264]\n"), 0o644)
 	out := filepath.Join(dir, "rmset")
 	var log bytes.Buffer
