@@ -97,17 +97,26 @@ func InitWeights(m Model, path string, classes []string) (string, error) {
 	return fmt.Sprintf("init from %s (published weights): %s", path, rep), nil
 }
 
-// weightsLoaderOf returns the loader L of m: m itself, or the network
-// inside a Classifier.
+// weightsLoaderOf returns the loader L of m: m itself, or for a
+// Classifier its Weights function or the network inside it.
 func weightsLoaderOf[L any](m Model) (L, bool) {
-	if l, ok := m.(L); ok {
-		return l, true
-	}
-	if c, ok := m.(*Classifier); ok {
-		l, ok := c.Net.(L)
+	var zero L
+	c, ok := m.(*Classifier)
+	if !ok {
+		l, ok := m.(L)
 		return l, ok
 	}
-	var zero L
+	// a Classifier reads published weights through its Weights function
+	// when one is set (effnet_b2: HSEmotion's files), else through its
+	// network's own loader; it has none when neither is there
+	if c.Weights != nil {
+		if l, ok := any(c).(L); ok {
+			return l, true
+		}
+	}
+	if l, ok := c.Net.(L); ok {
+		return l, true
+	}
 	return zero, false
 }
 
