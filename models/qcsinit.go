@@ -141,22 +141,32 @@ func looksLikeIR50(sd *StateDict) bool {
 // ignoredSummary groups ignored keys by their first two name parts:
 // "; ignored output_layer (6), body3.14 (...)".
 func ignoredSummary(keys []string) string {
-	if len(keys) == 0 {
+	var kept []string
+	for _, k := range keys {
+		if !strings.HasSuffix(k, "num_batches_tracked") { // BatchNorm's counters: never loaded
+			kept = append(kept, k)
+		}
+	}
+	if len(kept) == 0 {
 		return ""
 	}
+	items := groupCounts(kept, func(k string) string {
+		parts := strings.SplitN(strings.TrimPrefix(k, "module."), ".", 3)
+		if parts[0] == "body" && len(parts) > 1 {
+			return "body." + parts[1]
+		}
+		return parts[0]
+	})
+	return fmt.Sprintf("; %d ignored: %s", len(kept), listSome(items))
+}
+
+// groupCounts groups keys by group(key), in order of first appearance,
+// as "group (count)" items.
+func groupCounts(keys []string, group func(string) string) []string {
 	count := map[string]int{}
 	var groups []string
-	n := 0
 	for _, k := range keys {
-		if strings.HasSuffix(k, "num_batches_tracked") {
-			continue // BatchNorm's counters: never loaded
-		}
-		n++
-		parts := strings.SplitN(strings.TrimPrefix(k, "module."), ".", 3)
-		g := parts[0]
-		if g == "body" && len(parts) > 1 {
-			g = "body." + parts[1]
-		}
+		g := group(k)
 		if count[g] == 0 {
 			groups = append(groups, g)
 		}
@@ -166,8 +176,5 @@ func ignoredSummary(keys []string) string {
 	for i, g := range groups {
 		items[i] = fmt.Sprintf("%s (%d)", g, count[g])
 	}
-	if n == 0 {
-		return ""
-	}
-	return fmt.Sprintf("; %d ignored: %s", n, listSome(items))
+	return items
 }

@@ -119,19 +119,7 @@ func (r *QCSWeightsReport) Summary() string {
 	if len(r.Unused) == 0 {
 		return s
 	}
-	count := map[string]int{}
-	var mods []string
-	for _, k := range r.Unused {
-		m := unusedModule(k)
-		if count[m] == 0 {
-			mods = append(mods, m)
-		}
-		count[m]++
-	}
-	parts := make([]string, len(mods))
-	for i, m := range mods {
-		parts[i] = fmt.Sprintf("%s (%d)", m, count[m])
-	}
+	parts := groupCounts(r.Unused, unusedModule)
 	return s + fmt.Sprintf("; ignored %d tensors of modules the public model builds but never uses: %s", len(r.Unused), strings.Join(parts, ", "))
 }
 

@@ -6,6 +6,7 @@ import (
 	"math/rand/v2"
 	"slices"
 
+	"github.com/fer-research/fer/data"
 	"gonum.org/v1/plot/plotter"
 	"gonum.org/v1/plot/vg"
 	"gonum.org/v1/plot/vg/draw"
@@ -68,48 +69,19 @@ func Subsample(labels []int, maxPoints int, seed uint64) []int {
 		groups[l] = append(groups[l], i)
 	}
 	slices.Sort(keys)
-	// Quotas by largest remainder.
+	// Quotas by largest remainder, at least one point per class: the
+	// class-stratified subset of data.ClassIndex over the labels in order.
+	dense := make([]int, n)
+	for i, l := range labels {
+		dense[i], _ = slices.BinarySearch(keys, l)
+	}
+	q, err := data.NewClassIndex(dense, len(keys)).Quotas(maxPoints)
+	if err != nil { // unreachable: 0 < maxPoints < n
+		q = make([]int, len(keys))
+	}
 	quota := make(map[int]int, len(keys))
-	type rem struct {
-		key  int
-		frac float64
-	}
-	var rems []rem
-	left := maxPoints
-	for _, k := range keys {
-		exact := float64(len(groups[k])) * float64(maxPoints) / float64(n)
-		q := int(exact)
-		quota[k] = q
-		left -= q
-		rems = append(rems, rem{k, exact - float64(q)})
-	}
-	slices.SortStableFunc(rems, func(a, b rem) int {
-		switch {
-		case a.frac > b.frac:
-			return -1
-		case a.frac < b.frac:
-			return 1
-		}
-		return 0
-	})
-	for i := 0; left > 0 && i < len(rems); i++ {
-		quota[rems[i].key]++
-		left--
-	}
-	// Rare classes keep at least one point (taken from the largest quota).
-	for _, k := range keys {
-		if quota[k] == 0 {
-			big := keys[0]
-			for _, k2 := range keys {
-				if quota[k2] > quota[big] {
-					big = k2
-				}
-			}
-			if quota[big] > 1 {
-				quota[big]--
-				quota[k] = 1
-			}
-		}
+	for i, k := range keys {
+		quota[k] = q[i]
 	}
 	rng := rand.New(rand.NewPCG(seed, 0x5eed_5ab5))
 	var idx []int
