@@ -22,7 +22,7 @@ func TestMain(m *testing.M) {
 
 type refCase struct {
 	Name    string    `json:"name"`
-	Problem string    `json:"problem"` // "" (the linear fit) or "wide"
+	Problem string    `json:"problem"` // "linear" (the least-squares fit) or "wide"
 	Losses  []float64 `json:"losses"`
 	W       []float64 `json:"w"`
 	B       []float64 `json:"b"`
@@ -72,7 +72,7 @@ func grid(rows, cols int, f func(i, j int) float64) [][]float64 {
 	return out
 }
 
-// problem builds the least-squares problem of torch_ref.py.
+// problem builds the least-squares problem of torch_ref.py (linear).
 func problem() (vs *nn.VarStore, w, b, x, y *ts.Tensor) {
 	x = f32(grid(5, 4, func(i, j int) float64 { return float64((i*7+j*3)%11-5) / 4 }))
 	y = f32(grid(5, 3, func(i, j int) float64 { return float64((i*2+j*5)%9-4) / 3 }))
