@@ -7,10 +7,12 @@
 // state (momentum buffers, Adam moments, step counts) gotch's C API cannot
 // read or write. A checkpoint without that state cannot resume a run
 // exactly, so the optimisers live here, in Go, and their state is ours to
-// save (State / LoadState). The arithmetic still runs in libtorch, one op
-// per term of the torch.optim formula (torch fuses "a + α·b" into one
-// kernel; here it is a product then a sum, so results agree with PyTorch
-// to float32 rounding, not bit for bit).
+// save (State / LoadState). The arithmetic still runs in libtorch, with
+// torch.optim's single-tensor op sequence and kernels (add_ with alpha,
+// addcmul_/addcdiv_ with value, through fer's wrapper entry points where
+// gotch's generated API lacks the scalar argument), so the updates match
+// PyTorch bit for bit on the same machine and make as many passes over
+// each parameter.
 package optim
 
 import (
@@ -274,9 +276,12 @@ func (o *Optimizer) ClipGradNorm(max float64) (float64, error) {
 	if err != nil || math.IsNaN(norm) || math.IsInf(norm, 0) {
 		return norm, err
 	}
-	coef := max / (norm + 1e-6)
+	// in float32 as torch does for float32 gradients: clip_coef =
+	// max_norm / (total_norm + 1e-6) on a float32 tensor, and a Python
+	// number divided by a tensor is tensor.reciprocal() * number
+	coef := float32(float32(1)/(float32(norm)+float32(1e-6))) * float32(max)
 	if coef < 1 {
-		if err := o.ScaleGrads(coef); err != nil {
+		if err := o.ScaleGrads(float64(coef)); err != nil {
 			return norm, err
 		}
 	}
@@ -359,12 +364,14 @@ func (o *Optimizer) sgd(p *param, g torchx.T, lr float64) error {
 	return torchx.AddScaled_(p.h, d, -lr)
 }
 
-// adam is torch.optim.Adam's / AdamW's _single_tensor_adam(w):
+// adam is torch.optim.Adam's / AdamW's _single_tensor_adam(w) (torch
+// 1.13, amsgrad off), op for op:
 //
-//	AdamW: p = p·(1 − lr·wd);  Adam: g = g + wd·p
-//	m = m·β1 + (1−β1)·g
-//	v = v·β2 + (1−β2)·g²
-//	p = p − lr/(1−β1^t) · m / (√v/√(1−β2^t) + eps)
+//	AdamW: p.mul_(1 − lr·wd);  Adam: g = g.add(p, alpha=wd)
+//	m.mul_(β1).add_(g, alpha=1−β1)
+//	v.mul_(β2).addcmul_(g, g, value=1−β2)
+//	denom = (v.sqrt() / √(1−β2^t)).add_(eps)
+//	p.addcdiv_(m, denom, value=−lr/(1−β1^t))
 func (o *Optimizer) adam(p *param, g torchx.T, lr float64) error {
 	c := o.cfg
 	var tmps []torchx.T
@@ -405,12 +412,7 @@ func (o *Optimizer) adam(p *param, g torchx.T, lr float64) error {
 	if err := torchx.MulScalar_(v, c.Beta2); err != nil {
 		return err
 	}
-	gs, err := torchx.MulScalar(g, 1-c.Beta2)
-	if err != nil {
-		return err
-	}
-	tmps = append(tmps, gs)
-	if err := torchx.Addcmul_(v, gs, g); err != nil {
+	if err := torchx.AddcmulValue_(v, g, g, 1-c.Beta2); err != nil {
 		return err
 	}
 	t := float64(p.step)
@@ -428,12 +430,7 @@ func (o *Optimizer) adam(p *param, g torchx.T, lr float64) error {
 	if err := torchx.AddScalar_(denom, c.Eps); err != nil {
 		return err
 	}
-	u, err := torchx.Div(m, denom)
-	if err != nil {
-		return err
-	}
-	tmps = append(tmps, u)
-	return torchx.AddScaled_(p.h, u, -stepSize)
+	return torchx.AddcdivValue_(p.h, m, denom, -stepSize)
 }
 
 // Close frees the optimiser's state tensors now rather than at GC time.

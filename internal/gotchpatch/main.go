@@ -46,7 +46,7 @@ import (
 
 // revision changes whenever the patching logic changes, invalidating the
 // stamps of earlier patched copies.
-const revision = "fer-gotchpatch-8"
+const revision = "fer-gotchpatch-9"
 
 const gotchModule = "github.com/sugarme/gotch"
 
@@ -453,6 +453,38 @@ func FerSDPA(q, k, v Ctensor, dropoutP float64, causal bool) (Ctensor, error) {
 		c = 1
 	}
 	C.fer_sdpa(&out[0], q, k, v, C.double(dropoutP), C.int(c))
+	if err := ferLastErr(); err != nil {
+		return nil, err
+	}
+	return out[0], nil
+}
+
+// FerAddcmul_ does self += value·t1·t2 in place (Tensor::addcmul_ with
+// its value argument, which gotch's generated wrapper lacks).
+func FerAddcmul_(self, t1, t2 Ctensor, value float64) error {
+	C.fer_addcmul_(self, t1, t2, C.double(value))
+	return ferLastErr()
+}
+
+// FerAddcdiv_ does self += value·t1/t2 in place (Tensor::addcdiv_ with
+// its value argument).
+func FerAddcdiv_(self, t1, t2 Ctensor, value float64) error {
+	C.fer_addcdiv_(self, t1, t2, C.double(value))
+	return ferLastErr()
+}
+
+// FerAddAlpha_ does self += alpha·other in place (Tensor::add_ with its
+// alpha argument).
+func FerAddAlpha_(self, other Ctensor, alpha float64) error {
+	C.fer_add_alpha_(self, other, C.double(alpha))
+	return ferLastErr()
+}
+
+// FerAddAlpha returns self + alpha·other as a new tensor (torch.add with
+// alpha).
+func FerAddAlpha(self, other Ctensor, alpha float64) (Ctensor, error) {
+	var out [1]Ctensor
+	C.fer_add_alpha(&out[0], self, other, C.double(alpha))
 	if err := ferLastErr(); err != nil {
 		return nil, err
 	}

@@ -226,44 +226,36 @@ func Add_(t, o T) error {
 	return InPlace("add_", func(out *T) { lib.AtgAdd_(out, t, o) })
 }
 
-// scalarLike returns a 0-dim tensor holding v with t's dtype and device.
-func scalarLike(t T, v float64) (r T, err error) {
-	kind, dev := lib.AtScalarType(t), int32(lib.AtDevice(t))
-	WithScalar(v, func(s lib.Cscalar) {
-		r, err = Call("scalar_tensor", func(out *T) { lib.AtgScalarTensor(out, s, kind, dev) })
-	})
-	return r, err
-}
-
-// AddScaled_ does t += alpha·o in one pass with no temporary of o's size
-// (torch's t.add_(o, alpha=alpha)). gotch exposes add without alpha, so
-// this is addcmul_ with alpha as a broadcast 0-dim tensor: a
-// multiply-then-add of the same values (the last bit may differ from
-// torch's fused multiply-add).
+// AddScaled_ does t += alpha·o in place: torch's t.add_(o, alpha=alpha),
+// the same kernel (one pass, a fused multiply-add), through fer's
+// wrapper entry point (gotch's generated add_ has no alpha).
 func AddScaled_(t, o T, alpha float64) error {
 	if alpha == 1 {
 		return Add_(t, o)
 	}
-	a, err := scalarLike(t, alpha)
-	if err != nil {
-		return err
-	}
-	defer Free(a)
-	return Addcmul_(t, o, a)
+	return wrap("add_", lib.FerAddAlpha_(t, o, alpha))
 }
 
-// AddScaled returns t + alpha·o as a new tensor (torch's
-// t.add(o, alpha=alpha)), with no other temporary.
+// AddScaled returns t + alpha·o as a new tensor: torch's
+// t.add(o, alpha=alpha).
 func AddScaled(t, o T, alpha float64) (T, error) {
 	if alpha == 1 {
 		return Add(t, o)
 	}
-	a, err := scalarLike(t, alpha)
+	r, err := lib.FerAddAlpha(t, o, alpha)
 	if err != nil {
-		return nil, err
+		return nil, wrap("add", err)
 	}
-	defer Free(a)
-	return Call("addcmul", func(out *T) { lib.AtgAddcmul(out, t, o, a) })
+	return r, nil
+}
+
+// wrap prefixes a wrapper error with op and trims it as Err does; nil
+// stays nil.
+func wrap(op string, err error) error {
+	if err == nil {
+		return nil
+	}
+	return fmt.Errorf("%s: %s", op, Clean(err.Error()))
 }
 
 // Add returns t + o.
@@ -274,6 +266,18 @@ func Add(t, o T) (T, error) {
 // Addcmul_ does t += a·b in place.
 func Addcmul_(t, a, b T) error {
 	return InPlace("addcmul_", func(out *T) { lib.AtgAddcmul_(out, t, a, b) })
+}
+
+// AddcmulValue_ does t += value·a·b in place: torch's
+// t.addcmul_(a, b, value=value), one pass over t.
+func AddcmulValue_(t, a, b T, value float64) error {
+	return wrap("addcmul_", lib.FerAddcmul_(t, a, b, value))
+}
+
+// AddcdivValue_ does t += value·a/b in place: torch's
+// t.addcdiv_(a, b, value=value), one pass over t.
+func AddcdivValue_(t, a, b T, value float64) error {
+	return wrap("addcdiv_", lib.FerAddcdiv_(t, a, b, value))
 }
 
 // Div returns t / o.

@@ -17,19 +17,34 @@ def data():
     return t(x), t(y), t(w), t(b)
 
 
-def loss_fn(x, y, w, b):
-    return ((x @ w.t() + b - y) ** 2).mean()
-
-
-def run(name, make_opt, clip=0.0, sam_rho=0.0):
+def linear():
     x, y, w, b = data()
+    return w, b, lambda: ((x @ w.t() + b - y) ** 2).mean()
+
+
+# The "wide" problem: a 29x37 weight and a 29 bias (1,102 values, so the
+# updates run through the vectorised kernels and their tails), with an
+# elementwise loss whose gradient needs no BLAS: sum(S * (w - T)^2) +
+# sum((b - Tb)^2).
+def wide():
+    f = lambda r, c, g: torch.tensor([[g(i, j) for j in range(c)] for i in range(r)], dtype=torch.float32)
+    s = f(29, 37, lambda i, j: ((i + 2 * j) % 5 + 1) / 4.0)
+    t = f(29, 37, lambda i, j: ((i * 5 + j * 3) % 13 - 6) / 8.0)
+    w = f(29, 37, lambda i, j: ((i * 3 + j * 7) % 9 - 4) / 16.0)
+    tb = f(1, 29, lambda _, j: ((j * 5) % 11 - 5) / 8.0).view(29)
+    b = f(1, 29, lambda _, j: ((j * 3) % 7 - 3) / 8.0).view(29)
+    return w, b, lambda: (s * (w - t) ** 2).sum() + ((b - tb) ** 2).sum()
+
+
+def run(name, make_opt, clip=0.0, sam_rho=0.0, problem=linear, steps=STEPS):
+    w, b, loss_fn = problem()
     w.requires_grad_(True)
     b.requires_grad_(True)
     opt = make_opt([w, b])
     losses = []
-    for _ in range(STEPS):
+    for _ in range(steps):
         opt.zero_grad()
-        loss = loss_fn(x, y, w, b)
+        loss = loss_fn()
         losses.append(loss.item())
         loss.backward()
         if sam_rho > 0:
@@ -41,14 +56,14 @@ def run(name, make_opt, clip=0.0, sam_rho=0.0):
                 for p in [w, b]:
                     p.add_(p.grad * scale)
             opt.zero_grad()
-            loss_fn(x, y, w, b).backward()
+            loss_fn().backward()
             with torch.no_grad():
                 w.copy_(old[0])
                 b.copy_(old[1])
         if clip > 0:
             torch.nn.utils.clip_grad_norm_([w, b], clip)
         opt.step()
-    return {"name": name, "losses": losses,
+    return {"name": name, "problem": problem.__name__, "losses": losses,
             "w": w.detach().flatten().tolist(), "b": b.detach().tolist()}
 
 
@@ -62,5 +77,9 @@ cases = [
     run("adamw", lambda p: torch.optim.AdamW(p, lr=0.01, weight_decay=0.05)),
     run("sgd_clip", lambda p: torch.optim.SGD(p, lr=0.1, momentum=0.9), clip=0.5),
     run("adam_sam", lambda p: torch.optim.Adam(p, lr=0.01), sam_rho=0.05),
+    run("wide_adam", lambda p: torch.optim.Adam(p, lr=0.01, weight_decay=0.01), problem=wide, steps=8),
+    run("wide_adamw", lambda p: torch.optim.AdamW(p, lr=0.01, betas=(0.8, 0.99), weight_decay=0.05), problem=wide, steps=8),
+    run("wide_sgd", lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, nesterov=True, weight_decay=1e-3), problem=wide, steps=8),
+    run("wide_sgd_dampening", lambda p: torch.optim.SGD(p, lr=0.01, momentum=0.9, dampening=0.1), problem=wide, steps=8),
 ]
 print(json.dumps({"torch": torch.__version__, "steps": STEPS, "cases": cases}, indent=1))
