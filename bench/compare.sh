@@ -31,8 +31,8 @@
 #   OMP_WAIT_POLICY / GOMP_SPINCOUNT  libgomp's waiting, both sides (the
 #               PyTorch processes inherit fercli's environment). Unset,
 #               compare.sh sets GOMP_SPINCOUNT=300000, libgomp's own default,
-#               so that fercli does not switch to PASSIVE because the previous
-#               model's run left the load average above 1 (fer.AdaptOMPWait);
+#               so that every model is measured with the same waiting whatever
+#               fer.AdaptOMPWait would see at its start;
 #               OMP_WAIT_POLICY=PASSIVE measures the busy-machine setting.
 set -euo pipefail
 cd "$(dirname "$0")/.."

@@ -6,36 +6,51 @@ import (
 	"strconv"
 	"strings"
 	"syscall"
+	"time"
 )
 
-// BusyLoad is the 1-minute load average from which AdaptOMPWait calls the
-// machine busy: another core's worth of work already runs.
-const BusyLoad = 1.0
+// BusyCores is the CPU use of the rest of the machine, in cores, from
+// which AdaptOMPWait calls it busy: another core's worth of work runs.
+// Below 1 because /proc/stat counts in 10 ms ticks: over the 100 ms
+// window one fully busy core reads 0.9 to 1.1.
+const BusyCores = 0.75
 
-// ompAutoVar marks a process that AdaptOMPWait re-executed, with the load
-// it saw.
+// busyWindow is how long AdaptOMPWait watches the machine's CPU use.
+const busyWindow = 100 * time.Millisecond
+
+// ompAutoVar marks a process that AdaptOMPWait re-executed, with the CPU
+// use it saw.
 const ompAutoVar = "FER_OMP_AUTO_LOAD"
 
 // AdaptOMPWait re-executes the program with OMP_WAIT_POLICY=PASSIVE when
 // the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT and the machine
-// is busy as it starts (1-minute load average >= BusyLoad). libgomp's
-// default keeps idle worker threads spinning for 300000 rounds after every
-// parallel op; beside other work on a 2-core box that made fer's steps 3 to
-// 15 times slower than with PASSIVE (bench/RESULTS.md, 2026-11-30). On an
-// idle machine the default stays: it is faster there for models of many
-// small ops. libgomp reads the variable when libtorch is loaded, before
-// any Go code runs, hence the re-exec (it costs one more start-up, only on
+// is busy as it starts: over its first 100 ms (busyWindow), while this
+// process sleeps, the other processes use at least BusyCores cores
+// (/proc/stat). libgomp's default keeps idle worker threads spinning for
+// 300000 rounds after every parallel op; beside other work on a 2-core box
+// that made fer's steps 3 to 15 times slower than with PASSIVE
+// (bench/RESULTS.md, 2026-11-30). On an idle machine the default stays: it
+// is faster there for models of many small ops. The CPU use of the moment
+// is measured, not the 1-minute load average, which still counts a job
+// that has just ended (measured: an EfficientNet-B2 step run right after
+// another benchmark took 0.43 s with PASSIVE chosen that way against
+// 0.29 s spinning). libgomp reads the variable when libtorch is loaded,
+// before any Go code runs, hence the re-exec (one more start-up, only on
 // a busy machine). Child processes inherit the policy, so a PyTorch
 // reference started by `fercli bench --compare` waits the same way.
 //
 // Call it first thing in main, before any goroutine starts. It returns
 // when nothing is to change or the exec failed.
 func AdaptOMPWait() {
-	load, err := loadAverage1()
+	env := os.Environ()
+	if _, ok := passiveEnv(env, BusyCores); !ok {
+		return // the user (or an earlier AdaptOMPWait) chose: no need to watch
+	}
+	busy, err := busyCores(busyWindow)
 	if err != nil {
 		return
 	}
-	env, ok := passiveEnv(os.Environ(), load)
+	env, ok := passiveEnv(env, busy)
 	if !ok {
 		return
 	}
@@ -46,31 +61,95 @@ func AdaptOMPWait() {
 	_ = syscall.Exec(exe, os.Args, env)
 }
 
-// passiveEnv is AdaptOMPWait's decision: the environment to re-execute
-// with, and whether to.
-func passiveEnv(env []string, load float64) ([]string, bool) {
+// passiveEnv is AdaptOMPWait's decision for a machine whose other
+// processes use busy cores: the environment to re-execute with, and
+// whether to.
+func passiveEnv(env []string, busy float64) ([]string, bool) {
 	for _, e := range env {
 		k, v, _ := strings.Cut(e, "=")
 		if (k == "OMP_WAIT_POLICY" || k == "GOMP_SPINCOUNT" || k == ompAutoVar) && v != "" {
 			return nil, false
 		}
 	}
-	if load < BusyLoad {
+	if busy < BusyCores {
 		return nil, false
 	}
-	return append(env[:len(env):len(env)], "OMP_WAIT_POLICY=PASSIVE", fmt.Sprintf("%s=%.2f", ompAutoVar, load)), true
+	return append(env[:len(env):len(env)], "OMP_WAIT_POLICY=PASSIVE", fmt.Sprintf("%s=%.2f", ompAutoVar, busy)), true
 }
 
-func loadAverage1() (float64, error) {
-	b, err := os.ReadFile("/proc/loadavg")
+// busyCores is the machine's CPU use over window, in cores: the time its
+// CPUs spent outside idle and I/O wait, from /proc/stat before and after.
+// The caller sleeps meanwhile, so it is the other processes' use.
+func busyCores(window time.Duration) (float64, error) {
+	read := func() (cpuTimes, error) {
+		b, err := os.ReadFile("/proc/stat")
+		if err != nil {
+			return cpuTimes{}, err
+		}
+		return parseCPUTimes(string(b))
+	}
+	a, err := read()
 	if err != nil {
 		return 0, err
 	}
-	f := strings.Fields(string(b))
-	if len(f) == 0 {
-		return 0, fmt.Errorf("/proc/loadavg: empty")
+	time.Sleep(window)
+	b, err := read()
+	if err != nil {
+		return 0, err
 	}
-	return strconv.ParseFloat(f[0], 64)
+	return a.busyUntil(b), nil
+}
+
+// cpuTimes is /proc/stat's machine-wide CPU time (in clock ticks): all of
+// it and the idle part (idle + iowait), and the number of CPUs.
+type cpuTimes struct {
+	total, idle uint64
+	cpus        int
+}
+
+// busyUntil is the CPU use between t and the later reading u, in cores.
+func (t cpuTimes) busyUntil(u cpuTimes) float64 {
+	if u.total <= t.total || u.idle < t.idle {
+		return 0
+	}
+	dt := u.total - t.total
+	busy := dt - min(u.idle-t.idle, dt)
+	return float64(busy) / float64(dt) * float64(t.cpus)
+}
+
+// parseCPUTimes reads the "cpu" line (user nice system idle iowait irq
+// softirq steal; guest time is already in user) and counts the "cpuN"
+// lines of /proc/stat.
+func parseCPUTimes(stat string) (cpuTimes, error) {
+	var t cpuTimes
+	seen := false
+	for _, line := range strings.Split(stat, "\n") {
+		f := strings.Fields(line)
+		switch {
+		case len(f) == 0:
+		case f[0] == "cpu":
+			if len(f) < 6 {
+				return t, fmt.Errorf("/proc/stat: cpu line %q has %d fields, want at least 5 times", line, len(f)-1)
+			}
+			for i, v := range f[1:min(len(f), 9)] {
+				n, err := strconv.ParseUint(v, 10, 64)
+				if err != nil {
+					return t, fmt.Errorf("/proc/stat: cpu line %q: %w", line, err)
+				}
+				t.total += n
+				if i == 3 || i == 4 {
+					t.idle += n
+				}
+			}
+			seen = true
+		case strings.HasPrefix(f[0], "cpu"):
+			t.cpus++
+		}
+	}
+	if !seen || t.cpus == 0 {
+		return t, fmt.Errorf("/proc/stat: no cpu lines")
+	}
+	return t, nil
 }
 
 // OMPWait is how libgomp's idle threads wait in this process.
@@ -78,10 +157,10 @@ type OMPWait struct {
 	// Policy and SpinCount are OMP_WAIT_POLICY and GOMP_SPINCOUNT as the
 	// process started ("" when unset: libgomp spins 300000 rounds).
 	Policy, SpinCount string
-	// Auto reports that AdaptOMPWait chose PASSIVE; AutoLoad is the load
-	// average it saw.
+	// Auto reports that AdaptOMPWait chose PASSIVE; AutoLoad is the CPU
+	// use of the other processes it saw, in cores.
 	Auto     bool
-	AutoLoad float64
+	AutoLoad float64 // cores busy
 }
 
 // OMPWaitPolicy reports the wait policy in force.
@@ -98,7 +177,7 @@ func OMPWaitPolicy() OMPWait {
 func (w OMPWait) String() string {
 	switch {
 	case w.Auto:
-		return fmt.Sprintf("PASSIVE (chosen by fer: load average %.2f at start >= %.0f; set OMP_WAIT_POLICY to choose)", w.AutoLoad, BusyLoad)
+		return fmt.Sprintf("PASSIVE (chosen by fer: other processes used %.2f cores at start >= %.2f; set OMP_WAIT_POLICY to choose)", w.AutoLoad, BusyCores)
 	case w.Policy != "" || w.SpinCount != "":
 		s := "OMP_WAIT_POLICY=" + w.Policy
 		if w.SpinCount != "" {

@@ -1,9 +1,11 @@
 package fer
 
 import (
+	"math"
 	"slices"
 	"strings"
 	"testing"
+	"time"
 )
 
 func TestPassiveEnvDecision(t *testing.T) {
@@ -28,11 +30,59 @@ func TestPassiveEnvDecision(t *testing.T) {
 			t.Errorf("passiveEnv(%v, %v) re-executes with %v", c.env, c.load, env)
 		}
 	}
-	w := OMPWait{Policy: "PASSIVE", Auto: true, AutoLoad: 3.2}
-	if !strings.Contains(w.String(), "chosen by fer: load average 3.20") {
+	w := OMPWait{Policy: "PASSIVE", Auto: true, AutoLoad: 1.37}
+	if !strings.Contains(w.String(), "chosen by fer: other processes used 1.37 cores") {
 		t.Errorf("%s", w)
 	}
-	if l, err := loadAverage1(); err != nil || l < 0 {
-		t.Errorf("load average %v %v", l, err)
+}
+
+// /proc/stat's times: busy = everything but idle and iowait, in cores.
+func TestCPUTimes(t *testing.T) {
+	const before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 9\n"
+	// 100 ticks later on 2 CPUs: 60 user, 10 system, 120 idle, 10 iowait
+	const after = "cpu  160 0 60 920 60 0 0 0 0 0\ncpu0 80 0 30 460 30 0 0 0 0 0\ncpu1 80 0 30 460 30 0 0 0 0 0\n"
+	a, err := parseCPUTimes(before)
+	if err != nil || a.total != 1000 || a.idle != 850 || a.cpus != 2 {
+		t.Fatalf("parse: %+v %v", a, err)
+	}
+	b, err := parseCPUTimes(after)
+	if err != nil {
+		t.Fatal(err)
+	}
+	if got := a.busyUntil(b); math.Abs(got-0.7) > 1e-12 { // 70 of 200 ticks busy on 2 CPUs
+		t.Errorf("busy %v cores, want 0.7", got)
+	}
+	if got := b.busyUntil(a); got != 0 {
+		t.Errorf("clock going back: %v", got)
+	}
+	for _, bad := range []string{"", "intr 1\n", "cpu  1 2\ncpu0 1 2\n", "cpu  1 x 3 4 5\ncpu0 1 2 3 4 5\n"} {
+		if _, err := parseCPUTimes(bad); err == nil {
+			t.Errorf("parseCPUTimes(%q) accepted", bad)
+		}
+	}
+}
+
+// A goroutine spinning through the window shows as (about) a core busy.
+func TestBusyCoresSeesASpinner(t *testing.T) {
+	stop := make(chan struct{})
+	done := make(chan struct{})
+	go func() {
+		defer close(done)
+		for {
+			select {
+			case <-stop:
+				return
+			default:
+			}
+		}
+	}()
+	busy, err := busyCores(300 * time.Millisecond)
+	close(stop)
+	<-done
+	if err != nil {
+		t.Fatal(err)
+	}
+	if busy < 0.8 {
+		t.Errorf("%.2f cores busy with a goroutine spinning, want >= 0.8", busy)
 	}
 }
