@@ -6,6 +6,7 @@ import (
 	"os/exec"
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -214,7 +215,7 @@ func TestMTModelsForward(t *testing.T) {
 		}
 		want := map[string][]int64{"va": append(append([]int64{}, lead...), 2), "logits": append(append([]int64{}, lead...), 7), "au": append(append([]int64{}, lead...), 8)}
 		for name, tt := range map[string]*ts.Tensor{"va": o.VA, "logits": o.Logits, "au": o.AU} {
-			if s := tt.MustSize(); !equal64(s, want[name]) {
+			if s := tt.MustSize(); !slices.Equal(s, want[name]) {
 				t.Errorf("%s: %s shape %v, want %v", c.name, name, s, want[name])
 			}
 		}
@@ -284,18 +285,6 @@ func TestMTModelsForward(t *testing.T) {
 		o.Drop()
 		runtime.KeepAlive(vs)
 	}
-}
-
-func equal64(a, b []int64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }
 
 func losslessArc() (*losses.ArcFace, error) { return losses.NewArcFace(64, 0.5, false) }

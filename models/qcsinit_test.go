@@ -3,6 +3,7 @@ package models
 import (
 	"path/filepath"
 	"runtime"
+	"slices"
 	"strings"
 	"testing"
 
@@ -99,7 +100,7 @@ func TestQCSLoadWeightsInit(t *testing.T) {
 	if n := sameAsFile(t, vs, "ir_back.", evo, func(n string) string { return evoName[n] }); n != backbone {
 		t.Fatalf("compared %d of %d backbone tensors", n, backbone)
 	}
-	if got := valuesOf(vs, "VIT_base.head.linear.weight"); !equalFloats(got, headBefore) {
+	if got := valuesOf(vs, "VIT_base.head.linear.weight"); !slices.Equal(got, headBefore) {
 		t.Fatal("the class head changed: --init loads the backbone only")
 	}
 
@@ -125,7 +126,7 @@ func TestQCSLoadWeightsInit(t *testing.T) {
 		!strings.Contains(err.Error(), "a DCS checkpoint of 7 classes): its IR-50 does not fit") || !strings.Contains(err.Error(), "missing key") {
 		t.Fatalf("mismatched backbone: %v", err)
 	}
-	if !equalFloats(valuesOf(vs, "ir_back.input_layer.0.weight"), before) {
+	if !slices.Equal(valuesOf(vs, "ir_back.input_layer.0.weight"), before) {
 		t.Fatal("a failed init changed the backbone")
 	}
 }
@@ -229,22 +230,10 @@ func TestIR50ClassifierLoadWeights(t *testing.T) {
 	}); n != backbone {
 		t.Fatalf("compared %d of %d backbone tensors", n, backbone)
 	}
-	if !equalFloats(valuesOf(vs, "head.weight"), head) {
+	if !slices.Equal(valuesOf(vs, "head.weight"), head) {
 		t.Fatal("the head changed")
 	}
 	if _, ok := m.(*fer.Classifier).Net.(fer.StrictWeightsLoader); ok {
 		t.Fatal("a backbone-only loader claims whole models")
 	}
-}
-
-func equalFloats(a, b []float64) bool {
-	if len(a) != len(b) {
-		return false
-	}
-	for i := range a {
-		if a[i] != b[i] {
-			return false
-		}
-	}
-	return true
 }

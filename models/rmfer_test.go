@@ -440,6 +440,15 @@ func hseIO(t *testing.T) (x, logits *ts.Tensor) {
 	return tensorOf(t, io, "input"), tensorOf(t, io, "logits")
 }
 
+// hseMappedIO is hseIO with the logits' columns in AffectNet's code order
+// (HSEmotion's alphabetical head mapped by name); the caller drops mapped.
+func hseMappedIO(t *testing.T) (x, logits, mapped *ts.Tensor) {
+	x, logits = hseIO(t)
+	idx := ts.MustOfSlice([]int64{5, 4, 6, 7, 3, 2, 0, 1})
+	defer idx.MustDrop()
+	return x, logits, logits.MustIndexSelect(1, idx, false)
+}
+
 func argmaxRows(t *testing.T, y *ts.Tensor) []int64 {
 	t.Helper()
 	return y.MustArgmax([]int64{1}, false, false).Int64Values(true)
@@ -523,10 +532,7 @@ func TestHSEmotionClassMapping(t *testing.T) {
 func TestRMFERInitFromHSEmotion(t *testing.T) {
 	lockThread(t)
 	dir := rmferFixtures(t)
-	x, want := hseIO(t)
-	idx := ts.MustOfSlice([]int64{5, 4, 6, 7, 3, 2, 0, 1})
-	defer idx.MustDrop()
-	wantMapped := want.MustIndexSelect(1, idx, false)
+	x, want, wantMapped := hseMappedIO(t)
 	defer wantMapped.MustDrop()
 	for _, files := range [][]string{
 		{"enet_b2_8.pt"},
