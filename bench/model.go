@@ -49,21 +49,19 @@ var Models = []ModelInfo{
 	{"mt-vgg-rnn", 2, 64, 8, "adam", "MT-VGG-RNN on a sequence batch: VGG-16 conv + fc6 4096 per frame → 2-layer GRU(128) → 17-unit head per frame; multi-task loss (1 − mean CCC + CE + BCE); Adam (configs/mt-vgg-rnn_affwild2.yaml)"},
 	{"mt-arcres", 8, 112, 0, "adam", "MT-ArcRes: ResNet-50 → VA/AU head + ArcFace expression head (s 64, m 0.5); multi-task loss; Adam (configs/mt-arcres_affwild2.yaml)"},
 	{"qcs", 2, 224, 0, "adam", "QCS (QCS_7cls_raf_db: IR-50 stages 1-3 → 147 tokens → ViT, cross attention + cross ViT in training); train: one SAM(ρ 0.05)-over-Adam step on a quadruplet batch (4 × batch images, two forward/backward passes, mean of 8 CE; configs/qcs_rafdb.yaml); forward: the base path alone (inference)"},
-	{"rmfer", 8, 112, 0, "adam", fmt.Sprintf("RMFER phase-2 step: EfficientNet-B2 + IAL on the labelled batch (L_pre, λ1 = 1) and ACL on one RMset anchor with %d + %d candidates (selection passes without gradient, loss on the anchor and the kept 10 %%, λ2 = 1); SAM (ρ %g) over Adam: two forward/backward passes (configs/rmfer_*.yaml)", RMFERCandidates, RMFERCandidates, RMFERSAMRho)},
+	{"rmfer", 8, 112, 0, "adam", fmt.Sprintf("RMFER phase-2 step: EfficientNet-B2 + IAL on the labelled batch (L_pre, λ1 = 1) and ACL on one RMset anchor with %d + %d candidates (selection passes without gradient, loss on the anchor and the kept 10 %%, λ2 = 1); SAM (ρ %g) over Adam: two forward/backward passes (configs/rmfer_*.yaml)", RMFERCandidates, RMFERCandidates, samRho["rmfer"])},
 }
 
-// The RMFER row's RMset group and SAM radius: one anchor per step (the
-// recipes' aux.batch_size) with RMFERCandidates positive and as many
-// negative candidates (the recipes' 50 + 50 scaled down for CPU timing;
-// ACL keeps ⌈10 %⌉ of each), SAM rho as the recipes.
-const (
-	RMFERCandidates = 10
-	RMFERSAMRho     = 0.05
-)
+// RMFERCandidates is the RMFER row's RMset group: one anchor per step (the
+// recipes' aux.batch_size) with this many positive and as many negative
+// candidates (the recipes' 50 + 50 scaled down for CPU timing; ACL keeps
+// ⌈10 %⌉ of each).
+const RMFERCandidates = 10
 
 // samRho is the SAM radius of the models whose recipe wraps the optimiser
-// in SAM and whose timed step is the two-pass SAM step.
-var samRho = map[string]float64{"qcs": 0.05}
+// in SAM (configs/qcs_*.yaml, configs/rmfer_*.yaml) and whose timed step
+// is the two-pass SAM step; torch_bench.py gets it in the request.
+var samRho = map[string]float64{"qcs": 0.05, "rmfer": 0.05}
 
 // LookupModel returns the entry called name.
 func LookupModel(name string) (ModelInfo, error) {
@@ -201,7 +199,6 @@ func NewTarget(cfg TargetConfig) (t *Target, err error) {
 		}
 		t.Model = &models.RMFERModel{Net: net, VS: vs, Lambda1: 1, Lambda2: 1}
 		t.Loss = models.RMFERLoss{Lambda1: 1, Lambda2: 1}
-		t.SAM = &optim.SAM{Rho: RMFERSAMRho}
 		rmset = true
 	case "mt-vgg-rnn":
 		c := models.DefaultMTVGGConfig(true)

@@ -318,9 +318,8 @@ def mt_loss(out, t):
 MT_MODELS = ("mt-vgg-rnn", "mt-arcres")
 
 # bench/model.go's RMFER row: one RMset anchor with this many positive and
-# negative candidates, SAM radius
+# negative candidates (its SAM radius comes in the request, sam_rho)
 RMFER_CANDIDATES = 10
-RMFER_SAM_RHO = 0.05
 
 
 class RMFERStep:
@@ -511,12 +510,11 @@ class ModelBench:
             self.sam = SAM(self.model.parameters(), self.opt, float(req["sam_rho"]))
         self.rmfer = None
         if name == "rmfer":
-            if self.opt.__class__ is not torch.optim.Adam:
-                raise ValueError("rmfer trains with SAM over Adam")
+            if self.opt.__class__ is not torch.optim.Adam or self.sam is None:
+                raise ValueError("rmfer trains with SAM over Adam (the request needs adam and sam_rho)")
             k = RMFER_CANDIDATES
             self.rmfer = RMFERStep(self.model, self.x, self.y, torch.randn(1, 3, h, w, device=self.device),
                                    torch.randn(k, 3, h, w, device=self.device), torch.randn(k, 3, h, w, device=self.device))
-            self.sam = SAM(self.model.parameters(), self.opt, RMFER_SAM_RHO)
         self.amp = bool(req.get("amp", False))
         self.amp_dtype = {"bfloat16": torch.bfloat16, "float16": torch.float16}[
             req.get("amp_dtype") or ("float16" if self.device.type == "cuda" else "bfloat16")]

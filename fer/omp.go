@@ -26,7 +26,8 @@ const ompAutoVar = "FER_OMP_AUTO_LOAD"
 // the user set neither OMP_WAIT_POLICY nor GOMP_SPINCOUNT and the machine
 // is busy as it starts: over its first 100 ms (busyWindow), while this
 // process sleeps, the other processes use at least BusyCores cores
-// (/proc/stat). libgomp's default keeps idle worker threads spinning for
+// (/proc/stat). When no other task is runnable at the moment it starts
+// (procs_running), the machine is idle and it does not wait the 100 ms. libgomp's default keeps idle worker threads spinning for
 // 300000 rounds after every parallel op; beside other work on a 2-core box
 // that made fer's steps 3 to 15 times slower than with PASSIVE
 // (bench/RESULTS.md, 2026-11-30). On an idle machine the default stays: it
@@ -43,8 +44,8 @@ const ompAutoVar = "FER_OMP_AUTO_LOAD"
 // when nothing is to change or the exec failed.
 func AdaptOMPWait() {
 	env := os.Environ()
-	if _, ok := passiveEnv(env, BusyCores); !ok {
-		return // the user (or an earlier AdaptOMPWait) chose: no need to watch
+	if waitChosen(env) {
+		return
 	}
 	busy, err := busyCores(busyWindow)
 	if err != nil {
@@ -65,21 +66,28 @@ func AdaptOMPWait() {
 // processes use busy cores: the environment to re-execute with, and
 // whether to.
 func passiveEnv(env []string, busy float64) ([]string, bool) {
-	for _, e := range env {
-		k, v, _ := strings.Cut(e, "=")
-		if (k == "OMP_WAIT_POLICY" || k == "GOMP_SPINCOUNT" || k == ompAutoVar) && v != "" {
-			return nil, false
-		}
-	}
-	if busy < BusyCores {
+	if waitChosen(env) || busy < BusyCores {
 		return nil, false
 	}
 	return append(env[:len(env):len(env)], "OMP_WAIT_POLICY=PASSIVE", fmt.Sprintf("%s=%.2f", ompAutoVar, busy)), true
 }
 
+// waitChosen reports that env already sets libgomp's waiting: the user
+// did, or an earlier AdaptOMPWait.
+func waitChosen(env []string) bool {
+	for _, e := range env {
+		k, v, _ := strings.Cut(e, "=")
+		if (k == "OMP_WAIT_POLICY" || k == "GOMP_SPINCOUNT" || k == ompAutoVar) && v != "" {
+			return true
+		}
+	}
+	return false
+}
+
 // busyCores is the machine's CPU use over window, in cores: the time its
 // CPUs spent outside idle and I/O wait, from /proc/stat before and after.
-// The caller sleeps meanwhile, so it is the other processes' use.
+// The caller sleeps meanwhile, so it is the other processes' use. It is 0
+// at once when the caller is the only runnable task (procs_running 1).
 func busyCores(window time.Duration) (float64, error) {
 	read := func() (cpuTimes, error) {
 		b, err := os.ReadFile("/proc/stat")
@@ -92,6 +100,9 @@ func busyCores(window time.Duration) (float64, error) {
 	if err != nil {
 		return 0, err
 	}
+	if a.running == 1 {
+		return 0, nil
+	}
 	time.Sleep(window)
 	b, err := read()
 	if err != nil {
@@ -101,10 +112,12 @@ func busyCores(window time.Duration) (float64, error) {
 }
 
 // cpuTimes is /proc/stat's machine-wide CPU time (in clock ticks): all of
-// it and the idle part (idle + iowait), and the number of CPUs.
+// it and the idle part (idle + iowait), the number of CPUs and of tasks
+// runnable at the moment of reading (procs_running, the reader included;
+// 0 when the file lacks the line).
 type cpuTimes struct {
-	total, idle uint64
-	cpus        int
+	total, idle   uint64
+	cpus, running int
 }
 
 // busyUntil is the CPU use between t and the later reading u, in cores.
@@ -118,8 +131,8 @@ func (t cpuTimes) busyUntil(u cpuTimes) float64 {
 }
 
 // parseCPUTimes reads the "cpu" line (user nice system idle iowait irq
-// softirq steal; guest time is already in user) and counts the "cpuN"
-// lines of /proc/stat.
+// softirq steal; guest time is already in user), counts the "cpuN" lines
+// and reads procs_running of /proc/stat.
 func parseCPUTimes(stat string) (cpuTimes, error) {
 	var t cpuTimes
 	seen := false
@@ -144,6 +157,12 @@ func parseCPUTimes(stat string) (cpuTimes, error) {
 			seen = true
 		case strings.HasPrefix(f[0], "cpu"):
 			t.cpus++
+		case f[0] == "procs_running" && len(f) == 2:
+			n, err := strconv.Atoi(f[1])
+			if err != nil {
+				return t, fmt.Errorf("/proc/stat: %q: %w", line, err)
+			}
+			t.running = n
 		}
 	}
 	if !seen || t.cpus == 0 {

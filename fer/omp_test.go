@@ -38,11 +38,11 @@ func TestPassiveEnvDecision(t *testing.T) {
 
 // /proc/stat's times: busy = everything but idle and iowait, in cores.
 func TestCPUTimes(t *testing.T) {
-	const before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 9\n"
+	const before = "cpu  100 0 50 800 50 0 0 0 0 0\ncpu0 50 0 25 400 25 0 0 0 0 0\ncpu1 50 0 25 400 25 0 0 0 0 0\nintr 1 2 3\nctxt 9\nprocs_running 3\nprocs_blocked 0\n"
 	// 100 ticks later on 2 CPUs: 60 user, 10 system, 120 idle, 10 iowait
 	const after = "cpu  160 0 60 920 60 0 0 0 0 0\ncpu0 80 0 30 460 30 0 0 0 0 0\ncpu1 80 0 30 460 30 0 0 0 0 0\n"
 	a, err := parseCPUTimes(before)
-	if err != nil || a.total != 1000 || a.idle != 850 || a.cpus != 2 {
+	if err != nil || a.total != 1000 || a.idle != 850 || a.cpus != 2 || a.running != 3 {
 		t.Fatalf("parse: %+v %v", a, err)
 	}
 	b, err := parseCPUTimes(after)
@@ -55,7 +55,7 @@ func TestCPUTimes(t *testing.T) {
 	if got := b.busyUntil(a); got != 0 {
 		t.Errorf("clock going back: %v", got)
 	}
-	for _, bad := range []string{"", "intr 1\n", "cpu  1 2\ncpu0 1 2\n", "cpu  1 x 3 4 5\ncpu0 1 2 3 4 5\n"} {
+	for _, bad := range []string{"", "intr 1\n", "cpu  1 2\ncpu0 1 2\n", "cpu  1 x 3 4 5\ncpu0 1 2 3 4 5\n", "cpu  1 2 3 4 5\ncpu0 1 2 3 4 5\nprocs_running x\n"} {
 		if _, err := parseCPUTimes(bad); err == nil {
 			t.Errorf("parseCPUTimes(%q) accepted", bad)
 		}
@@ -66,8 +66,10 @@ func TestCPUTimes(t *testing.T) {
 func TestBusyCoresSeesASpinner(t *testing.T) {
 	stop := make(chan struct{})
 	done := make(chan struct{})
+	started := make(chan struct{})
 	go func() {
 		defer close(done)
+		close(started) // runnable (procs_running >= 2) from here on
 		for {
 			select {
 			case <-stop:
@@ -76,6 +78,7 @@ func TestBusyCoresSeesASpinner(t *testing.T) {
 			}
 		}
 	}()
+	<-started
 	busy, err := busyCores(300 * time.Millisecond)
 	close(stop)
 	<-done
